@@ -1,0 +1,76 @@
+"""What flows through the bridge for one scan: the scan as received, and the verdict on it.
+
+Links (serial, MQTT) turn wire messages into ScanEvents and hand them to a ScanService; the
+service decides (token verification, single-use ledger, orders, outbox) and returns a Verdict,
+which the link sends back to the scanner as a RESULT. Listeners (counter page, demo, logs)
+see every (scan, verdict) pair."""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+ACCEPTED = "accepted"
+REJECTED = "rejected"
+PENDING = "pending"
+
+
+@dataclass(frozen=True)
+class ScanEvent:
+    device_id: str  # the scanner's id from its HELLO
+    link: str  # "serial:/dev/ttyUSB0", "mqtt:site/dev", "virtual"
+    seq: int  # the SCAN message number on that link (for the RESULT)
+    payload: bytes  # exactly what the decoder read
+    decode_ms: int = 0
+    quality: int = 0
+    received_at: float = field(default_factory=time.time)  # wall clock, for records
+    received_mono: float = field(default_factory=time.monotonic)  # for latency
+
+
+@dataclass
+class Verdict:
+    verdict: str  # ACCEPTED | REJECTED | PENDING
+    reason: str  # a stable reason code: "ok", "expired", "bad_signature", "replayed", ...
+    text: str = ""  # short human text for the counter page / scanner display
+    token: Any = None  # the parsed token, when the payload was one
+    details: dict = field(default_factory=dict)
+
+    @property
+    def accepted(self) -> bool:
+        return self.verdict == ACCEPTED
+
+
+def accept_well_formed(scan: ScanEvent) -> Verdict:
+    """The decision before token verification is configured: any non-empty payload is taken."""
+    if not scan.payload:
+        return Verdict(REJECTED, "malformed", "Empty code")
+    return Verdict(ACCEPTED, "ok", "Read")
+
+
+Decider = Callable[[ScanEvent], Verdict]
+Listener = Callable[[ScanEvent, Verdict], None]
+
+
+class ScanService:
+    """Owns the decision for each scan and tells everyone who listens. Thread-safe: links may
+    call `handle` from their own threads; decisions are serialised by one lock so the single-use
+    guarantee does not depend on every decider being thread-safe."""
+
+    def __init__(self, decide: Optional[Decider] = None):
+        self.decide: Decider = decide or accept_well_formed
+        self._listeners: list[Listener] = []
+        self._lock = threading.Lock()
+
+    def add_listener(self, fn: Listener) -> None:
+        self._listeners.append(fn)
+
+    def handle(self, scan: ScanEvent) -> Verdict:
+        with self._lock:
+            try:
+                verdict = self.decide(scan)
+            except Exception as e:  # a decider bug must not take the link down; the scanner hears why
+                verdict = Verdict(REJECTED, "internal_error", "Bridge error: %s" % type(e).__name__)
+        for fn in list(self._listeners):
+            fn(scan, verdict)
+        return verdict

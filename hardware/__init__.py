@@ -1,0 +1,1 @@
+"""scanbridge_hw: board profiles (hardware/boards/*.json) and their loader."""
