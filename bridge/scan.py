@@ -50,6 +50,7 @@ def accept_well_formed(scan: ScanEvent) -> Verdict:
 
 Decider = Callable[[ScanEvent], Verdict]
 Listener = Callable[[ScanEvent, Verdict], None]
+ResultSender = Callable[[ScanEvent, Verdict], None]
 
 
 class ScanService:
@@ -61,9 +62,34 @@ class ScanService:
         self.decide: Decider = decide or accept_well_formed
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
+        self._senders: dict[str, ResultSender] = {}
+        self._senders_lock = threading.Lock()
 
     def add_listener(self, fn: Listener) -> None:
         self._listeners.append(fn)
+
+    def attach_device(self, device_id: str, send: ResultSender) -> None:
+        """A link announces that results for `device_id` go through `send` (latest link wins)."""
+        with self._senders_lock:
+            self._senders[device_id] = send
+
+    def detach_device(self, device_id: str, send: ResultSender) -> None:
+        with self._senders_lock:
+            if self._senders.get(device_id) is send:
+                del self._senders[device_id]
+
+    def update(self, scan: ScanEvent, verdict: Verdict) -> bool:
+        """A later verdict for a scan already answered (e.g. PENDING -> ACCEPTED once the payment
+        backend has spoken): sent to the scanner through its link and shown to listeners.
+        Returns False when no link currently serves that device."""
+        with self._senders_lock:
+            send = self._senders.get(scan.device_id)
+        for fn in list(self._listeners):
+            fn(scan, verdict)
+        if send is None:
+            return False
+        send(scan, verdict)
+        return True
 
     def handle(self, scan: ScanEvent) -> Verdict:
         with self._lock:
