@@ -297,16 +297,26 @@ class Link:
         data["proto"] = PROTOCOL_VERSION
         data["session"] = self.session
         data["ask"] = ask
-        self._queue.insert(1 if self._inflight else 0, [HELLO, data])
+        self._queue.insert(1 if self._inflight else 0, [HELLO, data, self._next_seq()])
 
     def send(self, kind, data):
-        """Queue a reliable message; raises WireError('queue_full') rather than drop one."""
+        """Queue a reliable message and return its seq; raises WireError('queue_full') rather
+        than drop one."""
         if kind not in RELIABLE:
             raise WireError("unknown_type", "kind %s is not sent reliably" % KIND_NAMES.get(kind, kind))
         if len(self._queue) >= self.queue_max:
             raise WireError("queue_full", "%d messages waiting for the peer" % len(self._queue))
         encode_body(kind, data)  # fail now, not at send time, on a message that cannot encode
-        self._queue.append([kind, data])
+        seq = self._next_seq()
+        self._queue.append([kind, data, seq])
+        return seq
+
+    def _next_seq(self):
+        # Numbered when queued, so the sender knows the seq a RESULT will name (send() returns
+        # it). The receiver only compares with the last seq it took, so a HELLO queued ahead of
+        # older messages may carry a higher number than they do.
+        self._tx_seq = self._tx_seq % 0xFFFF + 1
+        return self._tx_seq
 
     def send_unreliable(self, kind, data):
         """STATUS, LOG and ERROR go once, unnumbered (seq 0); losing one is harmless."""
@@ -329,10 +339,9 @@ class Link:
         out = self._out
         self._out = bytearray()
         if self._inflight is None and self._queue:
-            kind, data = self._queue[0]
-            self._tx_seq = self._tx_seq % 0xFFFF + 1
-            self._inflight_seq = self._tx_seq
-            self._inflight = encode_frame(kind, self._tx_seq, data)
+            kind, data, seq = self._queue[0]
+            self._inflight_seq = seq
+            self._inflight = encode_frame(kind, seq, data)
             self._deadline = now_ms
             self._rto = self.rto_ms
             self._tries = 0
@@ -408,8 +417,8 @@ class Link:
         return True
 
     def _hello_queued(self):
-        for i, (kind, _) in enumerate(self._queue):
-            if kind == HELLO and not (i == 0 and self._inflight is not None):
+        for i, item in enumerate(self._queue):
+            if item[0] == HELLO and not (i == 0 and self._inflight is not None):
                 return True
         return False
 
