@@ -1,0 +1,302 @@
+"""The bridge's MQTT link: takes scans from scanners on WiFi through a broker, hands them to the
+ScanService, publishes each RESULT back to the scanner that sent the scan, and tracks presence.
+
+paho-mqtt v2 API, MQTT 5. Scans come through a shared subscription ($share/<group>/...) so any
+number of bridges split a chain's scanners; the session is persistent (clean_start False plus a
+session expiry) so scans published while a bridge restarts wait for it in the broker. QoS 1 is
+at-least-once: a scan can arrive again (broker redelivery, scanner republish after a lost RESULT),
+so scans are de-duplicated by (device, session, seq) and the duplicate gets the first verdict
+again; across bridges the single-use ledger is the final guard for tokens. Topics and payloads:
+scanbridge_fw.topics (docs/protocol.md, "MQTT link")."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import ssl
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from typing import Callable, Optional
+from urllib.parse import urlparse
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from scanbridge.scan import ACCEPTED, PENDING, ScanEvent, ScanService, Verdict
+from scanbridge_fw import topics, wire
+
+log = logging.getLogger("scanbridge.mqtt")
+
+_VERDICT_CODES = {ACCEPTED: wire.ACCEPTED, PENDING: wire.PENDING}
+PresenceListener = Callable[[str, dict], None]
+
+
+class MqttLinkError(Exception):
+    def __init__(self, code: str, message: str = ""):
+        super().__init__("%s: %s" % (code, message) if message else code)
+        self.code = code
+
+
+def parse_url(url: str) -> tuple[str, int, bool]:
+    """mqtt://host[:1883] or mqtts://host[:8883] -> (host, port, tls)."""
+    u = urlparse(url if "://" in url else "mqtt://" + url)
+    if u.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+        raise MqttLinkError("bad_url", "scheme %r (use mqtt:// or mqtts://)" % u.scheme)
+    tls = u.scheme in ("mqtts", "ssl")
+    return u.hostname or "127.0.0.1", u.port or (8883 if tls else 1883), tls
+
+
+class _Seen:
+    """Bounded memory of answered scans: (device, session, seq) -> (Verdict, ScanEvent)."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._d: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            return self._d.get(key)
+
+    def put(self, key, value):
+        with self._lock:
+            self._d[key] = value
+            if len(self._d) > self.size:
+                self._d.popitem(last=False)
+
+
+class MqttLink:
+    """One bridge's connection to the broker. start() returns at once; paho's thread does the rest."""
+
+    def __init__(self, service: ScanService, url: str, site: str = "+", group: str = "bridges",
+                 username: Optional[str] = None, password: Optional[str] = None,
+                 client_id: Optional[str] = None, tls: Optional[dict] = None,
+                 session_expiry: int = 300, keepalive: int = 30, dedupe_size: int = 200_000,
+                 receive_maximum: int = 1000):
+        self.service = service
+        self.host, self.port, use_tls = parse_url(url)
+        self.site = site
+        self.group = group
+        self.client_id = client_id or "bridge-%s-%s" % (os.uname().nodename, uuid.uuid4().hex[:8])
+        self.session_expiry = session_expiry
+        self.keepalive = keepalive
+        self.receive_maximum = receive_maximum
+        self._seen = _Seen(dedupe_size)
+        self._sessions: OrderedDict = OrderedDict()  # (device, seq) -> session, for late verdicts
+        self._presence: dict[str, dict] = {}
+        self._presence_lock = threading.Lock()
+        self._presence_listeners: list[PresenceListener] = []
+        self._attached: set[str] = set()
+        self._replies: dict[int, dict] = {}
+        self._reply_cv = threading.Condition()
+        self._cmd_seq = 0
+        self._cmd_session = int.from_bytes(os.urandom(4), "big") & 0x7FFFFFFF
+        self.connected = threading.Event()
+        self.counters = {"scans": 0, "duplicates": 0, "malformed": 0, "results": 0,
+                         "connects": 0, "disconnects": 0}
+        self.last_error: Optional[str] = None
+        c = paho.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                        protocol=MQTTProtocolVersion.MQTTv5)
+        if username is not None:
+            c.username_pw_set(username, password)
+        if use_tls or tls:
+            tls = dict(tls or {})
+            insecure = tls.pop("insecure", False)
+            c.tls_set(ca_certs=tls.get("ca"), certfile=tls.get("cert"), keyfile=tls.get("key"),
+                      cert_reqs=ssl.CERT_REQUIRED)
+            if insecure:  # a test broker with a self-signed certificate and an IP address
+                c.tls_insecure_set(True)
+        c.max_inflight_messages_set(1000)
+        c.max_queued_messages_set(0)
+        c.reconnect_delay_set(0.2, 10)
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_message = self._on_message
+        self.client = c
+
+    # -- lifecycle
+    def start(self, wait: float = 0) -> "MqttLink":
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.session_expiry
+        props.ReceiveMaximum = self.receive_maximum
+        self.client.connect_async(self.host, self.port, self.keepalive, clean_start=False,
+                                  properties=props)
+        self.client.loop_start()
+        if wait and not self.connected.wait(wait):
+            raise MqttLinkError("connect_timeout", "no CONNACK from %s:%d in %.0f s (%s)"
+                                % (self.host, self.port, wait, self.last_error or "no answer"))
+        return self
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+        for device in list(self._attached):
+            self.service.detach_device(device, self._send_result)
+
+    def kill(self) -> None:
+        """Vanish without DISCONNECT (tests: a bridge that crashed)."""
+        self.client.loop_stop()
+        sock = self.client.socket()
+        if sock is not None:
+            sock.close()
+
+    # -- presence (diagnostics, counter UI)
+    def presence(self) -> dict[str, dict]:
+        """{device_id: {"online": bool, "last_seen": unix time, "site": .., "status": {...}}}."""
+        with self._presence_lock:
+            return {k: dict(v) for k, v in self._presence.items()}
+
+    def add_presence_listener(self, fn: PresenceListener) -> None:
+        self._presence_listeners.append(fn)
+
+    def stats(self) -> dict:
+        return dict(self.counters, connected=self.connected.is_set(), client_id=self.client_id,
+                    last_error=self.last_error)
+
+    # -- commands to a scanner (diagnostics)
+    def command(self, site: str, device: str, cmd: str, args: Optional[dict] = None,
+                timeout: float = 5.0) -> dict:
+        """Send a COMMAND and wait for its REPLY data; MqttLinkError('timeout') otherwise."""
+        with self._reply_cv:
+            self._cmd_seq = self._cmd_seq % 0xFFFF + 1
+            seq = self._cmd_seq
+        cid = "%08x-%d" % (self._cmd_session, seq)
+        payload = topics.pack(wire.COMMAND, self._cmd_session, seq, {"id": cid, "cmd": cmd, "args": args or {}})
+        self.client.publish(topics.topic(site, device, topics.CMD), payload, qos=1)
+        deadline = time.monotonic() + timeout
+        with self._reply_cv:
+            while cid not in self._replies:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise MqttLinkError("timeout", "no reply from %s to %s" % (device, cmd))
+                self._reply_cv.wait(left)
+            return self._replies.pop(cid)
+
+    # -- paho callbacks (paho's network thread)
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        if reason_code.is_failure:
+            self.last_error = "connect_refused: %s" % reason_code
+            log.warning("mqtt: broker refused the bridge: %s", reason_code)
+            return
+        self.counters["connects"] += 1
+        site = self.site
+        client.subscribe([
+            (topics.shared(self.group, topics.filter_all(site, topics.SCAN)), 1),
+            (topics.filter_all(site, topics.STATUS), 1),
+            (topics.filter_all(site, topics.REPLY), 1),
+        ])
+        self.connected.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties):
+        self.counters["disconnects"] += 1
+        self.connected.clear()
+        if reason_code.is_failure:
+            self.last_error = "disconnected: %s" % reason_code
+
+    def _on_message(self, client, userdata, msg):
+        try:
+            site, device, leaf = topics.parse(msg.topic)
+            kind, session, seq, data = topics.unpack(msg.payload)
+        except wire.WireError as e:
+            self.counters["malformed"] += 1
+            log.warning("mqtt: dropped a message on %s: %s", msg.topic, e)
+            if e.code != "bad_topic" and msg.topic.endswith("/" + topics.SCAN) and len(msg.payload) >= topics.HEADER_LEN:
+                self._answer_malformed(msg.topic, bytes(msg.payload), e)
+            return
+        if leaf == topics.SCAN and kind == wire.SCAN:
+            self._on_scan(site, device, session, seq, data)
+        elif leaf == topics.STATUS and kind == wire.STATUS:
+            self._on_status(site, device, data, msg.retain)
+        elif leaf == topics.REPLY and kind == wire.REPLY:
+            with self._reply_cv:
+                if isinstance(data.get("id"), str) and data["id"].startswith("%08x-" % self._cmd_session):
+                    self._replies[data["id"]] = data
+                    self._reply_cv.notify_all()
+        else:
+            self.counters["malformed"] += 1
+
+    def _on_scan(self, site, device, session, seq, data):
+        self._seen_device(site, device)
+        key = (site, device, session, seq)
+        prior = self._seen.get(key)
+        if prior is not None:
+            self.counters["duplicates"] += 1
+            self._publish_result(site, device, session, seq, prior[0])
+            return
+        if device not in self._attached:
+            self._attached.add(device)
+            self.service.attach_device(device, self._send_result)
+        scan = ScanEvent(device_id=device, link="mqtt:%s/%s" % (site, device), seq=seq,
+                         payload=data["payload"], decode_ms=data.get("decode_ms", 0),
+                         quality=data.get("quality", 0))
+        self.counters["scans"] += 1
+        verdict = self.service.handle(scan)
+        self._seen.put(key, (verdict, scan))
+        self._sessions[(device, seq)] = (site, session)
+        if len(self._sessions) > 65536:
+            self._sessions.popitem(last=False)
+        self._publish_result(site, device, session, seq, verdict)
+
+    def _send_result(self, scan: ScanEvent, verdict: Verdict) -> None:
+        """ScanService.update(): a later verdict for a scan this link delivered."""
+        found = self._sessions.get((scan.device_id, scan.seq))
+        if found is None:
+            return
+        site, session = found
+        self._seen.put((site, scan.device_id, session, scan.seq), (verdict, scan))
+        self._publish_result(site, scan.device_id, session, scan.seq, verdict)
+
+    def _publish_result(self, site, device, session, seq, verdict: Verdict):
+        body = {"scan_seq": seq, "verdict": _VERDICT_CODES.get(verdict.verdict, wire.REJECTED),
+                "reason": verdict.reason, "text": verdict.text}
+        self.client.publish(topics.topic(site, device, topics.RESULT),
+                            topics.pack(wire.RESULT, session, seq, body), qos=1)
+        self.counters["results"] += 1
+
+    def _answer_malformed(self, topic, payload, err):
+        try:
+            site, device, _ = topics.parse(topic)
+        except wire.WireError:
+            return
+        import struct
+        _, _, session, seq = struct.unpack(">BBIH", payload[:topics.HEADER_LEN])
+        self._publish_result(site, device, session, seq, Verdict("rejected", err.code, "Unreadable scan"))
+
+    def _on_status(self, site, device, data, retained):
+        # A retained copy (on subscribe) is the broker's latest word on the device, but it says
+        # nothing about when the device was last heard: last_seen only moves on live messages.
+        with self._presence_lock:
+            old = self._presence.get(device) or {}
+            info = {"online": bool(data.get("online")), "site": site,
+                    "last_seen": old.get("last_seen") if retained else time.time(), "status": data}
+            self._presence[device] = info
+        for fn in list(self._presence_listeners):
+            fn(device, dict(info))
+
+    def _seen_device(self, site, device):
+        with self._presence_lock:
+            p = self._presence.get(device)
+            if p is None:
+                self._presence[device] = {"online": True, "site": site, "last_seen": time.time(),
+                                          "status": {}}
+            else:
+                p["last_seen"] = time.time()
+
+
+def start_mqtt_link(url: str, service: ScanService, site: str = "+", group: str = "bridges",
+                    username: Optional[str] = None, password: Optional[str] = None,
+                    client_id: Optional[str] = None, tls: Optional[dict] = None,
+                    wait: float = 10.0, **kw) -> MqttLink:
+    """Build and start the bridge's MQTT link (what `scanbridge run --mqtt URL` calls).
+
+    site "+" serves every site on the broker; group names the shared subscription that the
+    bridges of one deployment split scans in; the password may come from $SCANBRIDGE_MQTT_PASSWORD."""
+    if password is None:
+        password = os.environ.get("SCANBRIDGE_MQTT_PASSWORD")
+    link = MqttLink(service, url, site=site, group=group, username=username, password=password,
+                    client_id=client_id, tls=tls, **kw)
+    return link.start(wait=wait)
