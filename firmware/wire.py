@@ -322,6 +322,22 @@ class Link:
         """STATUS, LOG and ERROR go once, unnumbered (seq 0); losing one is harmless."""
         self._out += encode_frame(kind, 0, data)
 
+    def forget(self, kind):
+        """Drop every queued message of `kind`, the one in flight included (RESULTs meant for a
+        peer that has restarted since). Returns how many were dropped."""
+        n = 0
+        i = 0
+        while i < len(self._queue):
+            if self._queue[i][0] == kind:
+                if i == 0 and self._inflight is not None:
+                    self._inflight = None
+                    self._tries = 0
+                self._queue.pop(i)
+                n += 1
+            else:
+                i += 1
+        return n
+
     def pending(self):
         """Number of reliable messages not yet acknowledged."""
         return len(self._queue)

@@ -1,0 +1,113 @@
+"""`scanbridge run`: the bridge at the counter. A small composition: a ScanService (the decision)
+plus serial links to the scanners (given ports, or found by USB ids with --auto), printing one
+line per scan. Other parts (MQTT link, counter page, outbox) add their options here."""
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from typing import Callable, Optional
+
+from scanbridge.scan import Decider, ScanEvent, ScanService, Verdict, accept_well_formed
+
+
+def make_decider(args=None) -> Decider:
+    """THE place where the bridge's decision is chosen (token verification, ledger, orders plug
+    in here). Until they exist: any well-formed scan is accepted."""
+    return accept_well_formed
+
+
+def make_service(args=None, decide: Optional[Decider] = None) -> ScanService:
+    return ScanService(decide or make_decider(args))
+
+
+def scan_record(scan: ScanEvent, verdict: Verdict) -> dict:
+    return {"device": scan.device_id, "link": scan.link, "seq": scan.seq,
+            "payload": scan.payload.decode("utf-8", "replace"), "verdict": verdict.verdict,
+            "reason": verdict.reason, "text": verdict.text, "decode_ms": scan.decode_ms}
+
+
+def printer(as_json: bool, out=None) -> Callable[[ScanEvent, Verdict], None]:
+    out = out or sys.stdout
+    lock = threading.Lock()
+
+    def show(scan: ScanEvent, verdict: Verdict) -> None:
+        rec = scan_record(scan, verdict)
+        with lock:
+            if as_json:
+                print(json.dumps(rec), file=out, flush=True)
+            else:
+                print("%-14s %-8s %-16s %s" % (rec["device"][:14], rec["verdict"], rec["reason"],
+                                               rec["payload"][:60]), file=out, flush=True)
+    return show
+
+
+class SerialFleet:
+    """Serial links to several scanners: fixed ports, and/or ports found by USB ids (--auto)."""
+
+    def __init__(self, service: ScanService, baud=115200, on_event=None):
+        self.service = service
+        self.baud = baud
+        self.on_event = on_event
+        self.links: dict = {}
+        self._stop = threading.Event()
+
+    def add(self, port: str):
+        from scanbridge.link.serial import SerialLink
+        if port not in self.links:
+            self.links[port] = SerialLink(port, self.service, baud=self.baud, on_event=self.on_event).start()
+        return self.links[port]
+
+    def watch_usb(self, interval_s: float = 2.0) -> None:
+        """Add links for scanners plugged in later (a thread; links keep reopening their port)."""
+        from scanbridge.link.discovery import find_scanners
+
+        def loop():
+            while not self._stop.is_set():
+                for f in find_scanners():
+                    self.add(f.device)
+                self._stop.wait(interval_s)
+        threading.Thread(target=loop, name="usb-watch", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for link in self.links.values():
+            link.stop()
+
+
+def add_arguments(parser):
+    parser.add_argument("--port", action="append", default=[], help="serial port of a scanner (repeatable)")
+    parser.add_argument("--auto", action="store_true", help="find scanners by USB ids, also ones plugged in later")
+    parser.add_argument("--baud", type=int, default=115200)
+    parser.add_argument("--json", action="store_true", help="one JSON object per scan")
+    parser.add_argument("--seconds", type=float, default=0, help="stop after this long (0: until Ctrl-C)")
+
+
+def main(args) -> int:
+    if not args.port and not args.auto:
+        print("scanbridge run: give --port PATH (repeatable) or --auto", file=sys.stderr)
+        return 2
+    service = make_service(args)
+    service.add_listener(printer(args.json))
+
+    def event(kind, data):
+        if kind in ("hello", "disconnected", "error"):
+            print("[%s] %s" % (kind, json.dumps(data, default=str)), file=sys.stderr, flush=True)
+
+    fleet = SerialFleet(service, baud=args.baud, on_event=event)
+    for p in args.port:
+        fleet.add(p)
+    if args.auto:
+        from scanbridge.link.discovery import find_scanners, none_found_message
+        if not find_scanners():
+            print(none_found_message(), file=sys.stderr)
+            print("(waiting for a scanner to be plugged in; Ctrl-C to stop)", file=sys.stderr)
+        fleet.watch_usb()
+    try:
+        end = time.monotonic() + args.seconds if args.seconds else None
+        while end is None or time.monotonic() < end:
+            time.sleep(0.2)
+    finally:
+        fleet.stop()
+    return 0

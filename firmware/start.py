@@ -1,0 +1,60 @@
+# Puts the scanner together on the device: config, board profile and HAL, camera, decoder,
+# link, app; then runs it. Called by /main.py. The boot guard decides first whether to run.
+import asyncio
+import os
+
+from scanbridge_fw import bootguard
+from scanbridge_fw import config as config_mod
+from scanbridge_fw.app import App, hello_for
+from scanbridge_fw.compat import ticks_ms
+from scanbridge_fw.hal.base import load_profile
+
+_HALS = {"esp32cam": "scanbridge_fw.hal.esp32cam", "esp32s3": "scanbridge_fw.hal.esp32s3"}
+
+
+def make_board(profile):
+    name = _HALS.get(profile.get("hal", ""))
+    if name is None:
+        raise ValueError("board profile names hal %r; known: %s" % (profile.get("hal"), ", ".join(_HALS)))
+    mod = __import__(name, None, None, ["Board"])
+    return mod.Board(profile)
+
+
+def make_link(board, cfg, hello):
+    if cfg["link"] == "mqtt":
+        from scanbridge_fw import mqtt_link  # pyright: ignore[reportAttributeAccessIssue]
+        return mqtt_link.MqttLink(board, cfg, hello, session_id())
+    from scanbridge_fw.serial_link import SerialLink
+    return SerialLink(board.serial_port(), hello, session_id(), queue_max=cfg["serial_queue"])
+
+
+def session_id():
+    try:
+        b = os.urandom(4)
+        return (b[0] << 24 | b[1] << 16 | b[2] << 8 | b[3]) & 0x7FFFFFFF
+    except Exception:  # no hardware RNG exposed: ticks differ enough between boots
+        return ticks_ms()
+
+
+def main():
+    profile = load_profile()
+    board = make_board(profile)
+    what, why = bootguard.decide(pin_held=board.safe_boot_requested())
+    if what != "app":
+        print("scanbridge: app skipped:", why)
+        return
+    config_error = None
+    try:
+        cfg = config_mod.load()
+    except config_mod.ConfigError as e:  # run on defaults, report the broken file in STATUS
+        cfg = config_mod.defaults()
+        config_error = str(e)
+    board.open_camera(cfg["frame_size"])
+    from scanbridge_fw.qr import decode  # pyright: ignore[reportAttributeAccessIssue]
+    link = make_link(board, cfg, hello_for(board, cfg))
+    app = App(board, link, decode, cfg, on_healthy=bootguard.healthy)
+    app.last_error = config_error
+    reason = asyncio.run(app.run())
+    if reason == "reboot":
+        board.reset()
+    print("scanbridge: app left for the REPL (%s)" % reason)
