@@ -301,8 +301,10 @@ class MQTTClient:
                 await self._connect()
                 attempt = 0
                 await self._serve()
-            except (OSError, MQTTError) as e:
-                self._fail(getattr(e, "code", "connection_failed"), e)
+            except MQTTError as e:
+                self._fail(e.code, e.message)
+            except OSError as e:
+                self._fail("connection_failed", e)
             except asyncio.TimeoutError as e:
                 self._fail("timeout", e)
             self._down()

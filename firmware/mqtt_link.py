@@ -80,6 +80,7 @@ class MqttLink:
         self._inbox_ev = asyncio.Event()
         self._wake = asyncio.Event()
         self._rx_cmd = None
+        self._last_verdicts = {}  # seq -> verdict last delivered to the app
         self.results = 0
         self.duplicates = 0
         self.republished = 0
@@ -204,9 +205,14 @@ class MqttLink:
                         self.spool.remove(session, seq)
                     self.results += 1
                     if session == self.session:
-                        self._deliver(wire.Message(wire.RESULT, seq, data))
+                        self._answered(seq, data)
                     return
-            self.duplicates += 1  # a second RESULT for a scan already answered
+            # Not waiting for it: a later verdict (PENDING -> ACCEPTED) goes to the app, a
+            # repeat of one already delivered does not.
+            if session == self.session and self._last_verdicts.get(seq) != data["verdict"]:
+                self._answered(seq, data)
+            else:
+                self.duplicates += 1
         elif leaf == topics.CMD and kind == wire.COMMAND:
             if self._rx_cmd == (session, seq):
                 self.duplicates += 1
@@ -214,11 +220,18 @@ class MqttLink:
             self._rx_cmd = (session, seq)
             self._deliver(wire.Message(wire.COMMAND, seq, data))
 
+    def _answered(self, seq, data):
+        lv = self._last_verdicts
+        lv[seq] = data["verdict"]
+        if len(lv) > 16:
+            del lv[min(lv)]  # bounded; the oldest seq first (wrap-around is harmless here)
+        self._deliver(wire.Message(wire.RESULT, seq, data))
+
     def _deliver(self, msg):
         if self.handler is not None:
             self.handler(msg)
             return
-        if len(self._inbox) >= 16:
+        if len(self._inbox) >= self.queue_max + 8:  # every queued scan's RESULT fits
             self._note(wire.WireError("queue_full", "inbox full, dropped %s" % msg.name))
             self._inbox.pop(0)
         self._inbox.append(msg)

@@ -1,0 +1,290 @@
+"""Scanners on WiFi against a real Mosquitto: the firmware's MQTT client and link (run in CPython,
+same code as on the device) publish scans; the bridge's paho MQTT 5 link verifies and answers.
+
+Each test starts its own mosquitto with the deploy/ configuration (password file + ACL +
+persistence in the test folder) on a free loopback port."""
+import asyncio
+import threading
+import time
+
+import pytest
+
+from scanbridge.link.mqtt import start_mqtt_link
+from scanbridge.scan import ACCEPTED, REJECTED, ScanService, Verdict
+from scanbridge_fw import topics, wire
+from scanbridge_fw.mqtt import MQTTClient
+from scanbridge_fw.mqtt_link import MqttLink, Spool
+from scanbridge_tools.broker import Broker
+
+pytestmark = pytest.mark.skipif(not Broker.available(), reason="mosquitto is not installed")
+
+DEVICES = {"dev1": "pw-dev1", "dev2": "pw-dev2", "dev3": "pw-dev3"}
+BRIDGES = {"bridge-a": "pw-a", "bridge-b": "pw-b"}
+SITE = "store1"
+
+
+@pytest.fixture
+def broker(tmp_path):
+    b = Broker(tmp_path / "broker", DEVICES, BRIDGES).start()
+    yield b
+    b.kill()
+
+
+class Ledger:
+    """A single-use decider shared by every bridge of a test (stands in for the shared ledger):
+    the first scan of a payload is accepted, any later one is refused as replayed."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.accepted = {}
+        self.calls = 0
+
+    def decide(self, scan):
+        with self.lock:
+            self.calls += 1
+            if scan.payload in self.accepted:
+                return Verdict(REJECTED, "replayed", "Already used")
+            self.accepted[scan.payload] = scan.device_id
+            return Verdict(ACCEPTED, "ok", "Paid")
+
+
+def _bridge(broker, service, name="bridge-a", **kw):
+    return start_mqtt_link(broker.url, service, site=SITE, group="g1", username=name,
+                           password=BRIDGES[name], client_id=name, **kw)
+
+
+def _scanner(broker, device="dev1", **kw):
+    kw.setdefault("result_timeout_ms", 1000)
+    kw.setdefault("backoff", (100, 1000))
+    return MqttLink(device, SITE, "127.0.0.1", broker.port, password=DEVICES[device],
+                    hello={"fw": "test", "board": "virtual"}, keepalive=5, **kw)
+
+
+async def _wait(cond, timeout=10.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        await asyncio.sleep(0.02)
+
+
+async def _collect(link, n, timeout=30.0):
+    got = []
+    deadline = time.monotonic() + timeout
+    while len(got) < n:
+        left = deadline - time.monotonic()
+        assert left > 0, "only %d of %d results; link %r; waiting %r" % (
+            len(got), n, link.stats(), [(q[1], q[4], q[6]) for q in link._queue])
+        try:
+            got.append(await asyncio.wait_for(link.recv(), left))
+        except asyncio.TimeoutError:
+            pass
+    return got
+
+
+def test_scan_is_verified_and_its_result_reaches_that_scanner(broker):
+    ledger = Ledger()
+    seen = []
+    service = ScanService(ledger.decide)
+    service.add_listener(lambda scan, verdict: seen.append((scan, verdict)))
+    bridge = _bridge(broker, service)
+
+    async def scenario():
+        s1, s2 = _scanner(broker, "dev1"), _scanner(broker, "dev2")
+        tasks = [asyncio.create_task(s.run()) for s in (s1, s2)]
+        await asyncio.wait_for(asyncio.gather(s1.client.up.wait(), s2.client.up.wait()), 10)
+        seq = s1.send(wire.SCAN, {"payload": b"TOKEN-1", "decode_ms": 42, "quality": 7})
+        r = await asyncio.wait_for(s1.recv(), 10)
+        again = s1.send(wire.SCAN, {"payload": b"TOKEN-1"})
+        r2 = await asyncio.wait_for(s1.recv(), 10)
+        await asyncio.sleep(0.3)
+        other_inbox = list(s2._inbox)
+        for s in (s1, s2):
+            await s.stop()
+        for t in tasks:
+            t.cancel()
+        return seq, r, again, r2, other_inbox
+
+    seq, r, again, r2, other_inbox = asyncio.run(scenario())
+    bridge.stop()
+    assert r.kind == wire.RESULT and r.seq == seq
+    assert r.data == {"scan_seq": seq, "verdict": wire.ACCEPTED, "reason": "ok", "text": "Paid"}
+    assert r2.seq == again and r2.data["verdict"] == wire.REJECTED and r2.data["reason"] == "replayed"
+    assert other_inbox == []  # the RESULT went to the scanner that sent the scan, nobody else
+    scan = seen[0][0]
+    assert (scan.device_id, scan.link, scan.payload, scan.decode_ms, scan.quality) == (
+        "dev1", "mqtt:store1/dev1", b"TOKEN-1", 42, 7)
+
+
+def test_broker_killed_and_restarted_mid_stream_loses_and_doubles_nothing(broker, tmp_path):
+    ledger = Ledger()
+    service = ScanService(ledger.decide)
+    bridge = _bridge(broker, service)
+    n = 60
+
+    async def scenario():
+        s = _scanner(broker, "dev1", spool=Spool(str(tmp_path / "spool")), queue_max=n)
+        task = asyncio.create_task(s.run())
+        await asyncio.wait_for(s.client.up.wait(), 10)
+        collector = asyncio.create_task(_collect(s, n, timeout=40))
+        for i in range(n):
+            s.send(wire.SCAN, {"payload": b"T-%03d" % i})
+            if i == n // 3:
+                broker.kill()  # SIGKILL: whatever was not autosaved is gone from the broker
+            if i == n // 2:
+                broker.start()
+            await asyncio.sleep(0.01)
+        results = await collector
+        stats = s.stats()
+        await s.stop()
+        task.cancel()
+        return results, stats
+
+    results, stats = asyncio.run(scenario())
+    bridge.stop()
+    assert sorted(r.seq for r in results) == list(range(1, n + 1))  # every scan answered once
+    assert all(r.data["verdict"] == wire.ACCEPTED for r in results), [r for r in results if r.data["verdict"]]
+    assert sorted(ledger.accepted) == [b"T-%03d" % i for i in range(n)]  # none lost
+    assert stats["connects"] >= 2 and stats["pending"] == 0
+    assert not list((tmp_path / "spool").iterdir())  # the spool empties as results arrive
+
+
+def test_bridge_killed_another_in_the_share_group_takes_over(broker):
+    ledger = Ledger()
+    service = ScanService(ledger.decide)
+    a = _bridge(broker, service, "bridge-a", session_expiry=1)
+    b = _bridge(broker, service, "bridge-b", session_expiry=1)
+    n = 40
+
+    async def scenario():
+        s = _scanner(broker, "dev1", queue_max=n)
+        task = asyncio.create_task(s.run())
+        await asyncio.wait_for(s.client.up.wait(), 10)
+        collector = asyncio.create_task(_collect(s, n, timeout=40))
+        for i in range(n):
+            s.send(wire.SCAN, {"payload": b"K-%03d" % i})
+            if i == n // 4:
+                a.kill()
+                killed_at = a.stats()["scans"]
+            await asyncio.sleep(0.02)
+        results = await collector
+        await s.stop()
+        task.cancel()
+        return results, killed_at
+
+    results, killed_at = asyncio.run(scenario())
+    b_scans = b.stats()["scans"]
+    b.stop()
+    assert killed_at > 0 and b_scans > 0  # both served before the kill; b alone after it
+    assert a.stats()["scans"] == killed_at
+    assert sorted(r.seq for r in results) == list(range(1, n + 1))
+    accepted = [r for r in results if r.data["verdict"] == wire.ACCEPTED]
+    # Every token accepted exactly once; a scan that bridge A decided but could not answer
+    # before dying is refused as "replayed" by B (the ledger is the final guard), never twice.
+    assert sorted(ledger.accepted) == [b"K-%03d" % i for i in range(n)]
+    assert len(accepted) + sum(r.data["reason"] == "replayed" for r in results) == n
+
+
+def test_device_cannot_publish_under_another_devices_topic(broker):
+    seen = []
+    service = ScanService()
+    service.add_listener(lambda scan, verdict: seen.append((scan.device_id, scan.payload)))
+    bridge = _bridge(broker, service)
+
+    async def scenario():
+        # dev2 logs in with its own credentials and publishes as dev1, then as itself. The
+        # broker drops the first (ACL); the second, later on the same connection, arrives.
+        c = MQTTClient("dev2", "127.0.0.1", broker.port, user="dev2", password=DEVICES["dev2"],
+                       keepalive=5)
+        task = asyncio.create_task(c.run())
+        await asyncio.wait_for(c.up.wait(), 10)
+        forged = topics.pack(wire.SCAN, 1, 1, {"payload": b"FORGED"})
+        await c.publish(topics.topic(SITE, "dev1", topics.SCAN), forged, 1)
+        await c.publish(topics.topic(SITE, "dev1", topics.STATUS),
+                        topics.pack(wire.STATUS, 1, 0, {"online": False}), 1, True)
+        own = topics.pack(wire.SCAN, 1, 2, {"payload": b"OWN"})
+        await c.publish(topics.topic(SITE, "dev2", topics.SCAN), own, 1)
+        await _wait(lambda: ("dev2", b"OWN") in seen, what="dev2's own scan")
+        await asyncio.sleep(0.2)
+        acked = not c.unacked  # MQTT 3.1.1: the broker acks and silently drops the forged one
+        await c.disconnect()
+        task.cancel()
+        return acked
+
+    assert asyncio.run(scenario())
+    bridge.stop()
+    assert seen == [("dev2", b"OWN")]
+    assert "dev1" not in bridge.presence()
+
+
+def test_wrong_password_is_refused(broker):
+    async def scenario():
+        c = MQTTClient("dev1", "127.0.0.1", broker.port, user="dev1", password="wrong",
+                       backoff=(50, 100))
+        task = asyncio.create_task(c.run())
+        await _wait(lambda: c.failures >= 1, what="a refused connect")
+        c.kill()
+        task.cancel()
+        return c.last_error, c.is_up
+
+    err, up = asyncio.run(scenario())
+    assert not up and err.startswith(("not_authorized", "bad_credentials")), err
+
+
+def test_scanner_that_drops_off_is_shown_offline_through_its_last_will(broker):
+    service = ScanService()
+    bridge = _bridge(broker, service)
+    events = []
+    bridge.add_presence_listener(lambda device, info: events.append((device, info["online"])))
+
+    async def scenario():
+        s = _scanner(broker, "dev3")
+        task = asyncio.create_task(s.run())
+        await asyncio.wait_for(s.client.up.wait(), 10)
+        await _wait(lambda: bridge.presence().get("dev3", {}).get("online") is True, what="online")
+        online = bridge.presence()["dev3"]
+        s.client.kill()  # power cut: no DISCONNECT, the broker publishes the will
+        await _wait(lambda: bridge.presence()["dev3"]["online"] is False, what="offline via will")
+        task.cancel()
+        return online
+
+    online = asyncio.run(scenario())
+    assert online["status"]["fw"] == "test" and online["site"] == SITE and online["last_seen"] > 0
+    assert events[-1] == ("dev3", False) and ("dev3", True) in events
+    # A bridge started later learns the state from the retained status.
+    late = _bridge(broker, ScanService(), "bridge-b")
+    deadline = time.time() + 5
+    while "dev3" not in late.presence() and time.time() < deadline:
+        time.sleep(0.02)
+    assert late.presence()["dev3"]["online"] is False
+    late.stop()
+    bridge.stop()
+
+
+def test_results_published_while_the_scanner_is_away_reach_it_on_return(broker):
+    """Persistent scanner session: a late verdict (ScanService.update) waits in the broker."""
+    service = ScanService(lambda scan: Verdict("pending", "waiting_backend", "Wait"))
+    scans = []
+    service.add_listener(lambda scan, verdict: scans.append(scan))
+    bridge = _bridge(broker, service)
+
+    async def scenario():
+        s = _scanner(broker, "dev1", session=777)
+        task = asyncio.create_task(s.run())
+        await asyncio.wait_for(s.client.up.wait(), 10)
+        seq = s.send(wire.SCAN, {"payload": b"P-1"})
+        first = await asyncio.wait_for(s.recv(), 10)
+        await s.stop()
+        task.cancel()
+        assert service.update(scans[0], Verdict(ACCEPTED, "ok", "Paid"))
+        s2 = _scanner(broker, "dev1", session=777)  # back, same client id and session
+        task = asyncio.create_task(s2.run())
+        late = await asyncio.wait_for(s2.recv(), 10)
+        await s2.stop()
+        task.cancel()
+        return seq, first, late
+
+    seq, first, late = asyncio.run(scenario())
+    bridge.stop()
+    assert first.data["verdict"] == wire.PENDING
+    assert late.seq == seq and late.data["verdict"] == wire.ACCEPTED
