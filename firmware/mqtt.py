@@ -21,8 +21,10 @@ try:
 except ImportError:  # CPython
     import time as _time
 
+    _monotonic = getattr(_time, "monotonic")  # not in MicroPython's time: hide it from the stubs
+
     def ticks_ms():
-        return int(_time.monotonic() * 1000)
+        return int(_monotonic() * 1000)
 
     def ticks_diff(a, b):
         return a - b
@@ -303,10 +305,10 @@ class MQTTClient:
                 await self._serve()
             except MQTTError as e:
                 self._fail(e.code, e.message)
+            except asyncio.TimeoutError as e:  # before OSError: a subclass of it in CPython only
+                self._fail("timeout", e)
             except OSError as e:
                 self._fail("connection_failed", e)
-            except asyncio.TimeoutError as e:
-                self._fail("timeout", e)
             self._down()
             if self._stop:
                 break
@@ -395,6 +397,8 @@ class MQTTClient:
 
     async def _serve(self):
         reader = self._reader
+        if reader is None:
+            raise MQTTError("connection_closed", "before CONNACK")
         decoder = PacketDecoder(self.max_packet)
         self._last_rx = ticks_ms()
         pinger = asyncio.create_task(self._keepalive())
