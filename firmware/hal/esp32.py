@@ -113,9 +113,23 @@ class Esp32Board(_Base):
         sb = self.profile.get("safe_boot")
         if not sb or sb.get("pin", -1) < 0:
             return False
+        import time
         pin = machine.Pin(sb["pin"], machine.Pin.IN, machine.Pin.PULL_UP)
         want = 0 if sb.get("active_low", True) else 1
-        return pin.value() == want
+        # Watched for window_ms with the "busy" LED lit, so a person has time to press it
+        # after releasing reset (held DURING reset, GPIO0 selects the ROM bootloader instead).
+        window = sb.get("window_ms", 0)
+        self.led("busy")
+        try:
+            t0 = time.ticks_ms()
+            while True:
+                if pin.value() == want:
+                    return True
+                if time.ticks_diff(time.ticks_ms(), t0) >= window:
+                    return False
+                time.sleep_ms(20)
+        finally:
+            self.led(None)
 
     def reset(self):
         machine.reset()
