@@ -171,3 +171,17 @@ def test_reproduces_the_issue_anchor_figures_on_the_shared_corpus():
         got = {k: v.ok for k, v in t.items()}
         assert t["zxing"].total == 228
         assert all(abs(got[k] - v) <= 2 for k, v in {"zxing": 190, "zbar": 149, "quirc": 61}.items()), got
+
+
+def test_sweep_runs_and_plots(tmp_path):
+    from scanbridge_tools.bench import decode_sweep as sweep
+    dec = bench.load_decoders(["zxing", "scanbridge"])
+    results, seconds, errors = sweep.run_sweep(dec, per_point=1, seed=3)
+    z = results["zxing"]
+    assert sorted(z["blur"]) == list(sweep.BLUR_SIGMAS) and sorted(z["module_px"]) == list(sweep.MODULE_PXS)
+    assert z["blur"][0.0] == [1, 1]  # a sharp code at 4 px per module: zxing reads it
+    assert z["module_px"][1.0] == [0, 1]  # one pixel per module under blur: nobody can
+    assert all(c[1] == 1 for axis in results["scanbridge"].values() for c in axis.values())
+    out = tmp_path / "img" / "sweep.png"
+    sweep.plot(results, str(out), "test")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -7,6 +7,7 @@ import importlib
 
 BENCHES = {
     "decode": "scanbridge_tools.bench.decode",
+    "decode-sweep": "scanbridge_tools.bench.decode_sweep",
     "verify": "scanbridge_tools.bench.verify",
     "serial": "scanbridge_tools.bench.serial_latency",
     "fleet": "scanbridge_tools.bench.fleet",
