@@ -1,0 +1,1 @@
+"""The technician's flashing kit: esptool image writing, mpremote deploy, provisioning, batch."""
