@@ -1,0 +1,36 @@
+# Adaptive (local) threshold: the frame is cut into square blocks, each block gets its mean
+# grey, and each pixel is compared with the mean of the block means around it.  That follows
+# uneven light and screen glare; flat blocks borrow their neighbours' level.  Several
+# strategies (block size, window radius, bias) are offered so the decoder can retry.
+from . import kernels
+
+# (block size in pixels, window radius in blocks, bias subtracted from the threshold)
+STRATEGIES = ((8, 2, 0), (4, 3, 0), (16, 1, 0), (8, 2, 12))
+_MIN_RANGE = 24  # a block whose grey spread is at most this is "flat"
+
+
+class Binarizer:
+    """Buffers for one resolution, allocated once and reused for every frame."""
+
+    def __init__(self, width, height):
+        self.width = width
+        self.height = height
+        self.bits = bytearray(width * height)  # 1 = dark
+        nb = ((width + 3) // 4) * ((height + 3) // 4)  # enough for the smallest block size
+        self._avg = bytearray(nb)
+        self._thr = bytearray(nb)
+
+    def run(self, gray, strategy):
+        bs, radius, bias = strategy
+        w = self.width
+        h = self.height
+        bw = (w + bs - 1) // bs
+        bh = (h + bs - 1) // bs
+        if radius > (min(bw, bh) - 1) // 2:
+            radius = max(0, (min(bw, bh) - 1) // 2)
+        kernels.block_stats(gray, w, h, bs, bw, bh, _MIN_RANGE, self._avg)
+        kernels.block_smooth(self._avg, bw, bh, radius, bias, self._thr)
+        return kernels.apply_threshold(gray, w, h, bs, bw, self._thr, self.bits)
+
+    def invert(self):
+        kernels.invert(self.bits, self.width * self.height)

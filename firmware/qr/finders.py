@@ -1,0 +1,163 @@
+# Finder-pattern detection: row scans for the 1:1:3:1:1 dark/light profile (viper kernel),
+# cross-checks through each hit along the column, the row again and a diagonal, clustering of
+# the confirmed centres, and grouping of three centres into a plausible code corner triple.
+from array import array
+
+from . import kernels
+
+MAX_ROW_HITS = 800
+MAX_CENTRES = 32
+ROW_TOL = 55  # percent of a module a run may be off in the row scan
+CROSS_TOL = 70  # looser for the cross-checks (blur widens the centre)
+
+
+def _ratio_ok(a, b, c, d, e, tol):
+    t = a + b + c + d + e
+    if t < 7 or b == 0 or c == 0 or d == 0 or e == 0:
+        return False
+    lim = t * tol
+    if abs(7 * b - t) * 100 >= lim or abs(7 * d - t) * 100 >= lim:
+        return False
+    if abs(7 * c - t) * 100 >= lim * 3 // 2 or abs(7 * e - t) * 100 >= lim * 3 // 2:
+        return False
+    return abs(7 * a - 3 * t) * 100 < 3 * lim
+
+
+class Centre:
+    __slots__ = ("x", "y", "ms", "count")
+
+    def __init__(self, x, y, ms):
+        self.x = x
+        self.y = y
+        self.ms = ms
+        self.count = 1
+
+
+class FinderScanner:
+    """Scratch for the row hits and the run measurements, allocated once."""
+
+    def __init__(self):
+        self._hits = array("H", [0] * (3 * MAX_ROW_HITS))
+        self._runs = array("H", [0] * 6)
+
+    def _cross(self, bits, w, h, x, y, dx, dy, maxc):
+        """(offset of the centre along the line, total width) or None."""
+        r = self._runs
+        if not kernels.cross_runs(bits, w, h, x, y, dx, dy, maxc, r):
+            return None
+        if r[2] >= maxc or r[5] >= maxc or r[0] >= maxc or r[3] >= maxc:
+            return None
+        centre = r[0] + r[3] - 1
+        if not _ratio_ok(centre, r[1], r[2], r[4], r[5], CROSS_TOL):
+            return None
+        return (r[0] - r[3]) / 2, centre + r[1] + r[2] + r[4] + r[5]
+
+    def find(self, bits, w, h):
+        """Confirmed finder centres, most row hits first."""
+        hits = self._hits
+        n = kernels.find_rows(bits, w, h, 1, ROW_TOL, hits, MAX_ROW_HITS)
+        centres = []
+        for i in range(n):
+            x2 = hits[3 * i]
+            y = hits[3 * i + 1]
+            t = hits[3 * i + 2]
+            xc = x2 / 2
+            ms = t / 7
+            merged = False
+            for c in centres:
+                if abs(c.x - xc) <= c.ms and abs(c.y - y - 0.5) <= 2 * c.ms + 1 and c.ms * 0.6 < ms < c.ms * 1.7:
+                    c.count += 1
+                    merged = True
+                    break
+            if merged:
+                continue
+            px = int(xc)
+            maxc = t
+            v = self._cross(bits, w, h, px, y, 0, 1, maxc)
+            if v is None:
+                continue
+            yc = y + 0.5 + v[0]
+            tv = v[1]
+            py = int(yc)
+            hh = self._cross(bits, w, h, px, py, 1, 0, maxc)
+            if hh is None:
+                continue
+            xc = px + 0.5 + hh[0]
+            th = hh[1]
+            px = int(xc)
+            if self._cross(bits, w, h, px, py, 1, 1, maxc) is None and \
+                    self._cross(bits, w, h, px, py, 1, -1, maxc) is None:
+                continue
+            if len(centres) >= MAX_CENTRES:
+                continue
+            c = Centre(xc, yc, (th + tv) / 14)
+            # a hit can confirm a centre already found from another row
+            for o in centres:
+                if abs(o.x - xc) <= o.ms * 1.5 and abs(o.y - yc) <= o.ms * 1.5:
+                    o.count += 1
+                    c = None
+                    break
+            if c is not None:
+                centres.append(c)
+        centres.sort(key=lambda c: -c.count)
+        return centres
+
+
+def triples(centres, limit=10):
+    """Candidate (top-left, top-right, bottom-left) triples, the most square-looking first.
+    Top-right/bottom-left are ordered for a non-mirrored code seen from the front."""
+    cs = centres[:limit]
+    n = len(cs)
+    out = []
+    for i in range(n):
+        for j in range(i + 1, n):
+            for k in range(j + 1, n):
+                t = _score(cs[i], cs[j], cs[k])
+                if t is not None:
+                    out.append(t)
+    out.sort(key=lambda t: t[0])
+    return [t[1:] for t in out]
+
+
+def _d2(a, b):
+    dx = a.x - b.x
+    dy = a.y - b.y
+    return dx * dx + dy * dy
+
+
+def _score(a, b, c):
+    lo = min(a.ms, b.ms, c.ms)
+    hi = max(a.ms, b.ms, c.ms)
+    if hi > 2.2 * lo:
+        return None
+    ab = _d2(a, b)
+    ac = _d2(a, c)
+    bc = _d2(b, c)
+    # the corner is opposite the longest side
+    if bc >= ab and bc >= ac:
+        tl, p, q, l1, l2 = a, b, c, ab, ac
+    elif ac >= ab:
+        tl, p, q, l1, l2 = b, a, c, ab, bc
+    else:
+        tl, p, q, l1, l2 = c, a, b, ac, bc
+    if l1 <= 0 or l2 <= 0:
+        return None
+    r = l1 / l2
+    if r > 3.0 or r < 1 / 3.0:  # legs within ~1.7x of each other
+        return None
+    v1x = p.x - tl.x
+    v1y = p.y - tl.y
+    v2x = q.x - tl.x
+    v2y = q.y - tl.y
+    cross = v1x * v2y - v1y * v2x
+    cosang = (v1x * v2x + v1y * v2y) / ((l1 * l2) ** 0.5)
+    if abs(cosang) > 0.5:
+        return None
+    ms = (a.ms + b.ms + c.ms) / 3
+    modules = (l1 ** 0.5 + l2 ** 0.5) / 2 / ms
+    if modules < 10 or modules > 180:
+        return None
+    score = abs(cosang) + abs(1 - r) * 0.5 + (hi / lo - 1) * 0.5
+    if cross > 0:
+        return score, tl, p, q
+    return score, tl, q, p

@@ -1,0 +1,54 @@
+# Version information: the 18-bit BCH(18,6) word present in versions 7 and up, twice (beside the
+# top-right and the bottom-left finder). Nearest valid word within distance 3 wins.
+
+_GEN = 0x1F25  # x^12 + x^11 + x^10 + x^9 + x^8 + x^5 + x^2 + 1
+
+
+def encode(version):
+    rem = version
+    for _ in range(12):
+        rem = (rem << 1) ^ ((rem >> 11) * _GEN)
+    return (version << 12) | rem
+
+
+CODEWORDS = [encode(v) for v in range(7, 41)]
+
+
+def _popcount(x):
+    n = 0
+    while x:
+        x &= x - 1
+        n += 1
+    return n
+
+
+def nearest(word, max_dist=3):
+    best = -1
+    bestd = 19
+    for i in range(34):
+        d = _popcount(word ^ CODEWORDS[i])
+        if d < bestd:
+            bestd = d
+            best = i + 7
+    if bestd > max_dist:
+        return -1
+    return best
+
+
+def from_dimension(size):
+    """Version implied by a side of `size` modules, or -1."""
+    if size < 21 or size > 177 or (size - 17) % 4:
+        return -1
+    return (size - 17) // 4
+
+
+def read_words(grid, size):
+    """Both raw copies: bit i sits at column size-11+i%3, row i//3 (top right) and transposed."""
+    a = 0
+    b = 0
+    for i in range(18):
+        p = size - 11 + i % 3
+        q = i // 3
+        a |= grid[q * size + p] << i
+        b |= grid[p * size + q] << i
+    return a, b
