@@ -244,6 +244,12 @@ class SerialLink:
                 self._flush()
             except (serial.SerialException, OSError) as e:  # the reader thread will reopen
                 self._error("write_failed", str(e))
+                return
+        # t_rx: when the read holding the SCAN's last byte returned; now: RESULT written (or
+        # queued for the reopen). The serial benchmark reads these.
+        self.on_event("result", {"device": scan.device_id, "seq": scan.seq, "verdict": verdict.verdict,
+                                 "t_rx": scan.received_mono, "t_tx": time.monotonic(),
+                                 "written": self._ser is not None})
 
     def _report_wire_errors(self) -> None:
         # wire.Link keeps its recent errors (other protocol version, unknown kind, oversize);
