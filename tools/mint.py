@@ -135,18 +135,18 @@ def demo_payloads(count: int = 12, *, now: Optional[float] = None, lifetime: int
     good/ok, online/online_verification (pending), expired/expired, forged/bad_signature (an
     impostor's key under the trusted kid), tampered/bad_signature (one bit flipped),
     replayed/replayed (the first good code again; it comes last so the scanner's 3 s same-code
-    suppression has passed). `count` >= 6."""
+    suppression has passed). Every kind appears once `count` >= 9 (smaller counts are raised)."""
     rng = random.Random(seed)
     now = time.time() if now is None else now
     issuer = Issuer.generate(alg, "Demo Wallet")
     impostor = Issuer(signing.generate_private_key(issuer.alg), "Impostor", kid=issuer.kid)
     store = TrustStore([issuer.trusted_key(now - 86400, now + 365 * 86400)])
-    count = max(6, count)
+    count = max(9, count)
 
     def good(i):
         return issuer.mint(payer=b"payer%03d" % (i % 1000), lifetime=lifetime, issued_at=int(now),
                            amount_cap=5000 if i % 2 else None, currency="USD" if i % 2 else None)
-    specials = {2: "online", 4: "expired", 6: "forged", 8: "tampered", 10: "online"}
+    specials = {1: "online", 3: "expired", 5: "forged", 7: "tampered", 9: "online"}
     out, expected = [], []
     first = good(0)
     online_n = 0

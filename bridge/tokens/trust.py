@@ -138,7 +138,7 @@ class TrustStore:
         self.reload_every_s = reload_every_s
         self.last_error: Optional[str] = None
         self._stamp = self._file_stamp()
-        self._next_check = time.monotonic() + reload_every_s
+        self._last_check = time.monotonic()
         self._lock = threading.Lock()
 
     def _put(self, key: TrustedKey) -> None:
@@ -197,9 +197,9 @@ class TrustStore:
     def maybe_reload(self) -> bool:
         """Reload from `path` when the file changed. A broken new file keeps the old keys and sets
         `last_error` (the trust CLI writes atomically and validates, so this needs a hand edit)."""
-        if not self.path or time.monotonic() < self._next_check:
+        if not self.path or time.monotonic() - self._last_check < self.reload_every_s:
             return False
-        self._next_check = time.monotonic() + self.reload_every_s
+        self._last_check = time.monotonic()
         stamp = self._file_stamp()
         if stamp == self._stamp:
             return False
