@@ -25,7 +25,6 @@ def add_arguments(parser):
     parser.add_argument("--count", type=int, default=0, help="stop after N scans (0: run until Ctrl-C)")
     parser.add_argument("--json", action="store_true", help="one JSON object per scan")
     parser.add_argument("--fps", type=float, default=15.0, help="virtual camera frame rate")
-    parser.add_argument("--decoder", choices=("auto", "firmware", "beside"), default="auto")
     parser.add_argument("--timeout", type=float, default=0, help="give up after this many seconds")
 
 
@@ -37,14 +36,13 @@ def main(args) -> int:
     payloads = demo_payloads(count or 1000)
     frames = CodeStream(payloads, hold=3, gap=2, repeat=not count)
     results: queue.Queue = queue.Queue()
-    scanner = VirtualScanner(frames, fps=args.fps, decoder=args.decoder)
+    scanner = VirtualScanner(frames, fps=args.fps)
     scanner.listeners.append(lambda event, data: results.put((event, data)))
     service = make_service(args)
     scanner.start()
     link = SerialLink(scanner.path, service).start()
-    print("demo: virtual scanner %s on %s; decoder: %s%s" % (
-        scanner.device_id, scanner.path, scanner.decoder_name,
-        (" (%s)" % scanner.decoder_note) if scanner.decoder_note else ""), file=sys.stderr, flush=True)
+    print("demo: virtual scanner %s on %s; firmware decoder %s" % (
+        scanner.device_id, scanner.path, getattr(scanner.decode, "__module__", "")), file=sys.stderr, flush=True)
     timeout = args.timeout or (30 + 3 * count if count else 0)
     end = time.monotonic() + timeout if timeout else None
     done = 0

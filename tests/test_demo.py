@@ -21,7 +21,7 @@ def test_demo_json_prints_one_object_per_scan_and_exits_0():
         assert isinstance(rec["latency_ms"], int) and rec["latency_ms"] >= 0
         assert rec["payload"]
     assert len({rec["payload"] for rec in lines}) == 4  # four customers, four distinct codes
-    assert "decoder:" in r.stderr
+    assert "firmware decoder scanbridge_fw.qr" in r.stderr
 
 
 def test_demo_text_mode_prints_lines():

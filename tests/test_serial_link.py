@@ -46,7 +46,7 @@ class Recorder:
 
 def _scanner(**kw):
     frames = QueuedStream(hold=2, gap=1)
-    vs = VirtualScanner(frames, fps=100, decoder="beside", rto_ms=100, **kw)
+    vs = VirtualScanner(frames, fps=100, rto_ms=100, **kw)
     results = queue.Queue()
     vs.listeners.append(lambda e, d: results.put((e, d)))
     vs.start()

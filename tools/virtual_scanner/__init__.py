@@ -17,8 +17,6 @@ def add_arguments(parser):
     parser.add_argument("--hold", type=int, default=3, help="frames each code stays in view")
     parser.add_argument("--fps", type=float, default=15.0)
     parser.add_argument("--device-id", default="virtual-0001")
-    parser.add_argument("--decoder", choices=("auto", "firmware", "beside"), default="auto",
-                        help="auto: the firmware's decoder when it works, else the payload-beside seam")
 
 
 def main(args):
@@ -27,8 +25,7 @@ def main(args):
     else:
         payloads = [p.encode() for p in (args.payload or ["VIRTUAL-SCANNER-TEST-CODE"])]
         frames = CodeStream(payloads, hold=args.hold, repeat=args.repeat)
-    vs = VirtualScanner(frames, link_path=args.link, device_id=args.device_id, fps=args.fps,
-                        decoder=args.decoder)
+    vs = VirtualScanner(frames, link_path=args.link, device_id=args.device_id, fps=args.fps)
 
     def show(event, data):
         if event == "result":
@@ -38,7 +35,8 @@ def main(args):
             print("%-8s %r" % (event, data["payload"][:60]), flush=True)
 
     vs.listeners.append(show)
-    print("virtual scanner %s on %s (decoder: %s)" % (args.device_id, args.link, "pending"), file=sys.stderr)
+    print("virtual scanner %s: open %s (e.g. scanbridge run --port %s); Ctrl-C stops"
+          % (args.device_id, args.link, args.link), file=sys.stderr, flush=True)
     try:
         vs.run_forever()
     except KeyboardInterrupt:

@@ -1,52 +1,39 @@
-"""Which decoder the virtual scanner runs: the firmware's own (scanbridge_fw.qr.decode, the same
-code the device runs) whenever it is there and reads a test scene; otherwise the seam below.
-
-PayloadBesideFrame is a TEMPORARY SEAM, to be removed once scanbridge_fw.qr.decode works: it
-does not look at the pixels, it returns the payload the frame source put beside the frame."""
+"""The virtual scanner decodes with the firmware's own decoder, scanbridge_fw.qr.decode: the
+same code the ESP32 runs, here interpreted by CPython (its viper kernels run as plain Python).
+(The temporary payload-beside-the-frame seam used before that decoder existed is gone.)"""
 from __future__ import annotations
 
+import threading
 
-class PayloadBesideFrame:
-    """decode(gray, w, h) that returns the payloads of the frame the board last captured."""
+# The firmware decoder keeps its buffers at module level (sized once, as on the device, where one
+# scanner runs one decoder). Several virtual scanners in one process share that module, so
+# their calls are serialised; the GIL serialises this CPU-bound work anyway.
+_LOCK = threading.Lock()
 
-    name = "payload-beside-frame (seam: firmware decoder not available)"
 
-    def __init__(self, board):
-        self.board = board
-
-    def __call__(self, gray, width, height):
-        frame = self.board.current
-        return list(frame.payloads) if frame is not None else []
+class DecoderMissing(RuntimeError):
+    code = "decoder_missing"
 
 
 def firmware_decoder():
-    """scanbridge_fw.qr.decode if it exists and decodes a generated scene correctly, else None
-    and the reason."""
+    """scanbridge_fw.qr.decode, checked on a generated scene so a broken decoder is named at
+    start-up instead of showing up as a scanner that never reads anything."""
     try:
         from scanbridge_fw.qr import decode  # type: ignore[attr-defined]
     except ImportError as e:
-        return None, "scanbridge_fw.qr.decode missing (%s)" % e
+        raise DecoderMissing("scanbridge_fw.qr.decode missing: %s" % e)
     from scanbridge_tools.virtual_scanner.frames import render
+
+    def locked_decode(gray, width, height):
+        with _LOCK:  # copied inside: results may point into the decoder's shared buffers
+            return [bytes(x) for x in decode(gray, width, height)]
+    locked_decode.__module__ = decode.__module__
     probe = b"SCANBRIDGE-SELFTEST-0001"
     f = render(probe)
     try:
-        got = [bytes(x) for x in decode(f.gray, f.width, f.height)]
-    except Exception as e:  # a decoder still being written: fall back, and say why
-        return None, "scanbridge_fw.qr.decode failed on a test scene: %r" % (e,)
+        got = [bytes(x) for x in locked_decode(f.gray, f.width, f.height)]
+    except Exception as e:  # name the failure, whatever it is
+        raise DecoderMissing("scanbridge_fw.qr.decode failed on a test scene: %r" % (e,))
     if got != [probe]:
-        return None, "scanbridge_fw.qr.decode read %r from a test scene" % (got,)
-    return decode, ""
-
-
-def choose(board, mode="auto"):
-    """(decode function, name, note). mode: auto | firmware | beside."""
-    if mode in ("auto", "firmware"):
-        fn, why = firmware_decoder()
-        if fn is not None:
-            return fn, "firmware (scanbridge_fw.qr)", ""
-        if mode == "firmware":
-            raise RuntimeError(why)
-        return PayloadBesideFrame(board), PayloadBesideFrame.name, why
-    if mode == "beside":
-        return PayloadBesideFrame(board), PayloadBesideFrame.name, "chosen with --decoder beside"
-    raise ValueError("decoder mode %r (auto, firmware, beside)" % mode)
+        raise DecoderMissing("scanbridge_fw.qr.decode read %r from a test scene" % (got,))
+    return locked_decode

@@ -1,6 +1,6 @@
 """What the virtual camera sees: frames from image files or generated scenes (a phone showing a
-payment code), each with the payload the scene was made from carried beside it. The firmware's
-decoder never reads that; only the PayloadBesideFrame seam (decoders.py) does."""
+payment code). A generated frame remembers the payload it shows (`payloads`), so tests can
+compare what the firmware's decoder read with what was shown; the decoder never sees it."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -15,7 +15,7 @@ class Frame:
     gray: bytes
     width: int
     height: int
-    payloads: list = field(default_factory=list)  # beside the frame: what the scene shows
+    payloads: list = field(default_factory=list)  # what the scene shows (for checking reads)
     label: str = ""
 
 
@@ -52,20 +52,13 @@ def _segno_frame(payload: bytes, width: int, height: int) -> Frame:
 
 
 def load_image(path: str | Path, width=WIDTH, height=HEIGHT) -> Frame:
-    """An image file as the camera would deliver it: grayscale, scaled to fit QVGA. The payload
-    beside it is read with a host decoder (zxing-cpp), only for the PayloadBesideFrame seam."""
+    """An image file as the camera would deliver it: grayscale, scaled down to fit QVGA."""
     from PIL import Image
     img = Image.open(path).convert("L")
     img.thumbnail((width, height))
     canvas = Image.new("L", (width, height), 128)
     canvas.paste(img, ((width - img.width) // 2, (height - img.height) // 2))
-    payloads = []
-    try:
-        import zxingcpp
-        payloads = [bytes(r.bytes) for r in zxingcpp.read_barcodes(canvas)]
-    except ImportError:
-        pass
-    return Frame(canvas.tobytes(), width, height, payloads, Path(path).name)
+    return Frame(canvas.tobytes(), width, height, [], Path(path).name)
 
 
 class CodeStream:

@@ -13,17 +13,17 @@ from scanbridge_fw import config as config_mod
 from scanbridge_fw.app import App, hello_for
 from scanbridge_fw.serial_link import SerialLink
 from scanbridge_tools.virtual_scanner.board import VirtualBoard
-from scanbridge_tools.virtual_scanner.decoders import choose
+from scanbridge_tools.virtual_scanner.decoders import firmware_decoder
 from scanbridge_tools.virtual_scanner.pty_port import PtyPort
 
 
 class VirtualScanner:
     def __init__(self, frames, link_path=None, device_id="virtual-0001", fps=15.0,
-                 decoder="auto", config=None, config_dir=None, rto_ms=300):
+                 config=None, config_dir=None, rto_ms=300, decode=None):
         self.frames = frames
         self.device_id = device_id
         self.fps = fps
-        self.decoder_mode = decoder
+        self.decode = decode  # default: the firmware's decoder (checked at start)
         self.settings = dict(config or {})
         self._tmp = None
         if config_dir is None:
@@ -37,8 +37,6 @@ class VirtualScanner:
         self.app: App | None = None
         self.board: VirtualBoard | None = None
         self.port: PtyPort | None = None
-        self.decoder_name = ""
-        self.decoder_note = ""
         self.exit_reason = None
         self.error: BaseException | None = None
         self._ready = threading.Event()
@@ -105,7 +103,9 @@ class VirtualScanner:
         if self.port is None:
             self.port = PtyPort(self.link_path)
         self.board = VirtualBoard(self.frames, self.port, self.device_id, self.fps)
-        decode, self.decoder_name, self.decoder_note = choose(self.board, self.decoder_mode)
+        if self.decode is None:
+            self.decode = firmware_decoder()
+        decode = self.decode
         session = zlib.crc32(os.urandom(8)) & 0x7FFFFFFF
         link = SerialLink(self.port, hello_for(self.board, cfg), session,
                           queue_max=cfg["serial_queue"], rto_ms=self.rto_ms)
