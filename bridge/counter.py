@@ -1,0 +1,252 @@
+"""The counter: a scan's verdict composed from token verification, the till's open order, the
+merchant policy and the durable outbox. `Counter.decide` is the decider for ScanService.
+
+For one scan, in order: find the scanner's till and its open order (none: REJECTED
+"no_open_order", recorded, the code is not used up); verify the code with the token decider
+(which also checks the code's amount cap against the order); then by policy
+- offline: complete the order and queue the confirmation in ONE transaction, then ACCEPTED;
+- authorize (above the offline limit) / online (wallet code): queue the request and mark the
+  order authorizing in one transaction, answer PENDING at once; when the backend's answer
+  arrives the order completes (or reopens) and the scanner gets the final verdict through
+  ScanService.update."""
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from typing import Callable, Optional
+
+from scanbridge import orders as orders_mod
+from scanbridge import outbox as outbox_mod
+from scanbridge.orders import AUTHORIZING, COMPLETED, OPEN, Order, OrderBook, format_amount
+from scanbridge.outbox import Database, Deliverer, Outbox, OutboxError
+from scanbridge.policy import AUTHORIZE, OFFLINE, ONLINE, Policy
+from scanbridge.scan import ACCEPTED, PENDING, REJECTED, ScanEvent, ScanService, Verdict, accept_well_formed
+
+KIND_FOR_MODE = {OFFLINE: outbox_mod.CONFIRMATION, AUTHORIZE: outbox_mod.AUTHORIZATION, ONLINE: outbox_mod.ACQUIRER}
+
+TEXTS = {
+    "no_open_order": "No open order at this till",
+    "no_till": "Scanner not bound to a till",
+    "order_busy": "Order is waiting for approval",
+    "awaiting_backend": "Waiting for approval",
+    "online_verification": "Wallet code: verifying online",
+    "approved": "Approved",
+    "declined": "Declined by the backend",
+    "backend_unavailable": "Backend unreachable: try another way",
+    "duplicate_confirmation": "Code already used",
+    "store_unavailable": "Cannot record the payment",
+}
+
+Event = Callable[[str, dict], None]  # (kind: "order" | "scan" | "outbox", data)
+
+
+def payer_text(payer: bytes) -> str:
+    """The payer handle as shown: printable ASCII as is, anything else as hex."""
+    if payer and all(32 <= b < 127 for b in payer):
+        return payer.decode("ascii")
+    return payer.hex()
+
+
+def describe_token(token, payload: bytes) -> dict:
+    """The confirmation fields that come from the code: idempotency key, token id, payer, issuer."""
+    if token is not None and hasattr(token, "token_id"):  # a signed scanbridge token
+        d = {"key": token.token_id.hex(), "token_id": token.token_id.hex(), "kid": token.kid_hex,
+             "payer": payer_text(token.payer), "issued_at": token.issued_at, "expires_at": token.expires_at}
+        if token.amount_cap is not None:
+            d["amount_cap"], d["cap_currency"] = token.amount_cap, token.currency
+        return d
+    if token is not None and hasattr(token, "wallet"):  # an online wallet code
+        digest = hashlib.sha256(token.code.encode("ascii")).hexdigest()[:24]
+        return {"key": "online-" + digest, "token_id": "online-" + digest, "kid": None,
+                "payer": "%s %s" % (token.wallet, token.masked), "wallet": token.wallet, "code": token.code}
+    digest = hashlib.sha256(payload).hexdigest()[:24]  # no token verification configured
+    return {"key": "payload-" + digest, "token_id": "payload-" + digest, "kid": None, "payer": ""}
+
+
+class Counter:
+    def __init__(self, db_path: str, *, token_decider: Optional[Callable[[ScanEvent], Verdict]] = None,
+                 policy: Optional[Policy] = None, default_till: Optional[str] = orders_mod.DEFAULT_TILL,
+                 order_ttl_s: float = orders_mod.DEFAULT_TTL_S, clock: Callable[[], float] = time.time):
+        self.db = Database(db_path)
+        self.orders = OrderBook(self.db, default_till=default_till, ttl_s=order_ttl_s, clock=clock)
+        self.outbox = Outbox(self.db)
+        self.policy = policy or Policy()
+        self.token_decider = token_decider or accept_well_formed
+        self.clock = clock
+        self.service: Optional[ScanService] = None
+        self.deliverer: Optional[Deliverer] = None
+        self.listeners: list[Event] = []
+        self._deciding: Optional[Order] = None
+        self._stop = threading.Event()
+        self._ticker: Optional[threading.Thread] = None
+        self.orders.listeners.append(lambda ev, order: self._emit("order", dict(order, event=ev)))
+
+    # -- composition
+    def with_tokens(self, trust_store, ledger, **verifier_options) -> "Counter":
+        """Verify codes with scanbridge.tokens against `trust_store` and `ledger`; the code's amount
+        cap is checked against the order being paid."""
+        from scanbridge.tokens import make_decider
+        self.token_decider = make_decider(trust_store, ledger, amount_for=self.amount_for, **verifier_options)
+        return self
+
+    def attach(self, service: ScanService) -> ScanService:
+        """Make this counter the service's decider (later verdicts go back through `service`)."""
+        self.service = service
+        service.decide = self.decide
+        return service
+
+    def start_delivery(self, backend_url: str, secret: bytes, **options) -> Deliverer:
+        self.deliverer = Deliverer(self.outbox, backend_url, secret, apply=self._apply_answer,
+                                   on_change=lambda e: self._emit("outbox", summarize_entry(e)), **options)
+        return self.deliverer.start()
+
+    def start(self, sweep_s: float = 1.0) -> "Counter":
+        """Expire overdue orders in the background (so the page sees the timeout)."""
+        def loop():
+            while not self._stop.wait(sweep_s):
+                self.orders.expire_due()
+        self._ticker = threading.Thread(target=loop, name="order-expiry", daemon=True)
+        self._ticker.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.deliverer is not None:
+            self.deliverer.stop()
+        if self._ticker is not None:
+            self._ticker.join(2)
+
+    def amount_for(self, scan: ScanEvent):
+        o = self._deciding
+        return None if o is None else (o.amount, o.currency)
+
+    # -- the decision
+    def decide(self, scan: ScanEvent) -> Verdict:
+        till = self.orders.till_for(scan.device_id)
+        order = self.orders.current(till) if till else None
+        if order is None or order.state != OPEN:
+            reason = "no_till" if not till else ("no_open_order" if order is None else "order_busy")
+            verdict = Verdict(REJECTED, reason, TEXTS[reason], details={"till": till})
+            self.orders.record_scan(None, scan, verdict, till, order.id if order else None)
+            self._emit_scan(scan, verdict, till, order)
+            return verdict
+        self._deciding = order
+        try:
+            verdict = self.token_decider(scan)
+        finally:
+            self._deciding = None
+        online = verdict.verdict == PENDING and hasattr(verdict.token, "wallet")
+        if verdict.verdict == REJECTED or (verdict.verdict == PENDING and not online):
+            info = describe_token(verdict.token, scan.payload) if verdict.token is not None else {}
+            self.orders.record_scan(None, scan, verdict, till, order.id, info.get("token_id"), info.get("payer"))
+            self._emit_scan(scan, verdict, till, order)
+            return verdict
+        info = describe_token(verdict.token, scan.payload)
+        mode = self.policy.route(order.amount, order.currency, online)
+        body = self._body(scan, order, info, mode)
+        final = mode == OFFLINE
+        if final:
+            out = Verdict(ACCEPTED, "ok", "Paid %s" % format_amount(order.amount, order.currency),
+                          token=verdict.token, details={"order": order.id, "payer": info["payer"], "mode": mode})
+        else:
+            reason = "online_verification" if online else "awaiting_backend"
+            out = Verdict(PENDING, reason, TEXTS[reason], token=verdict.token,
+                          details={"order": order.id, "payer": info["payer"], "mode": mode})
+        body["verdict"], body["reason"] = out.verdict, out.reason
+        try:
+            with self.db.transaction() as c:
+                entry = self.outbox.enqueue(c, KIND_FOR_MODE[mode], info["key"], body, order.id)
+                updated = self.orders.mark(c, order, COMPLETED if final else AUTHORIZING, scan=scan,
+                                           payer=info["payer"], token_id=info["token_id"], kid=info["kid"],
+                                           mode=mode, reason=out.reason, outbox_id=entry)
+                self.orders.record_scan(c, scan, out, till, order.id, info["token_id"], info["payer"])
+        except OutboxError as e:  # the same code queued before: never confirm a payment twice
+            out = Verdict(REJECTED, e.reason, TEXTS.get(e.reason, e.reason), token=verdict.token)
+            self.orders.record_scan(None, scan, out, till, order.id, info["token_id"], info["payer"])
+            self._emit_scan(scan, out, till, order)
+            return out
+        out.details["outbox_id"] = entry
+        self.orders.emit("completed" if final else "authorizing", updated)
+        self._emit_scan(scan, out, till, updated)
+        if self.deliverer is not None:
+            self.deliverer.wake()
+        return out
+
+    def _body(self, scan: ScanEvent, order: Order, info: dict, mode: str) -> dict:
+        body = {"version": 1, "type": KIND_FOR_MODE[mode], "confirmation_id": info["key"], "mode": mode,
+                "order_id": order.id, "till": order.till, "amount": order.amount, "currency": order.currency,
+                "reference": order.reference, "token_id": info["token_id"], "kid": info["kid"],
+                "payer": info["payer"], "scanner": scan.device_id, "link": scan.link, "scan_seq": scan.seq,
+                "scanned_at": round(scan.received_at, 3), "decided_at": round(self.clock(), 3)}
+        for k in ("issued_at", "expires_at", "amount_cap", "cap_currency", "wallet", "code"):
+            if k in info:
+                body[k] = info[k]
+        return body
+
+    # -- the backend's answer (runs inside the outbox worker's transaction)
+    def _apply_answer(self, conn, row, answer: Optional[dict], state: str):
+        kind = row["kind"]
+        if kind == outbox_mod.CONFIRMATION:
+            return None
+        body = json.loads(row["body"])
+        order_row = conn.execute("SELECT * FROM orders WHERE id=?", (body["order_id"],)).fetchone()
+        if order_row is None or order_row["state"] != AUTHORIZING:
+            return None  # the order moved on (see docs/integration.md, "late answers")
+        approved = state == outbox_mod.DELIVERED and isinstance(answer, dict) and answer.get("status") == "approved"
+        now = self.clock()
+        if approved:
+            conn.execute("UPDATE orders SET state=?, closed_at=?, reason=? WHERE id=?",
+                         (COMPLETED, now, "approved", body["order_id"]))
+            verdict = Verdict(ACCEPTED, "approved", "Paid %s" % format_amount(body["amount"], body["currency"]),
+                              details={"order": body["order_id"], "payer": body.get("payer"), "mode": body["mode"]})
+        else:
+            reason = "declined" if state == outbox_mod.DELIVERED else "backend_unavailable"
+            why = (answer or {}).get("reason") if isinstance(answer, dict) else None
+            conn.execute("UPDATE orders SET state=?, reason=?, expires_at=?, device=NULL, payer=NULL, "
+                         "token_id=NULL, kid=NULL, mode=NULL, outbox_id=NULL WHERE id=?",
+                         (OPEN, reason, now + self.orders.ttl_s, body["order_id"]))
+            verdict = Verdict(REJECTED, reason, TEXTS[reason], details={"order": body["order_id"], "why": why,
+                                                                         "payer": body.get("payer")})
+        scan = ScanEvent(device_id=body["scanner"], link=body.get("link", ""), seq=int(body.get("scan_seq", 0)),
+                         payload=b"", received_at=body.get("scanned_at", now))
+
+        def after():
+            order = self.orders.get(body["order_id"])
+            if order is not None:
+                self.orders.emit("completed" if approved else "reopened", order)
+            self._emit_scan(scan, verdict, body["till"], order)
+            if self.service is not None:
+                self.service.update(scan, verdict)
+        return after
+
+    # -- events for the page
+    def _emit_scan(self, scan: ScanEvent, verdict: Verdict, till, order) -> None:
+        self._emit("scan", {"device": scan.device_id, "link": scan.link, "seq": scan.seq, "till": till,
+                            "order": order.id if order is not None else None, "verdict": verdict.verdict,
+                            "reason": verdict.reason, "text": verdict.text,
+                            "payer": verdict.details.get("payer") if verdict.details else None,
+                            "at": time.time()})
+
+    def _emit(self, kind: str, data: dict) -> None:
+        for fn in list(self.listeners):
+            fn(kind, data)
+
+    # -- what the page shows
+    def snapshot(self, till: Optional[str] = None) -> dict:
+        till = till or self.orders.default_till
+        cur = self.orders.current(till) if till else None
+        return {"till": till, "current": cur.to_dict() if cur else None,
+                "orders": [o.to_dict() for o in self.orders.history(till, 30)],
+                "outbox": self.outbox.counts(),
+                "dead": [summarize_entry(e) for e in self.outbox.list(outbox_mod.DEAD, 20)],
+                "offline_limit": self.policy.offline_limit}
+
+
+def summarize_entry(e: dict) -> dict:
+    body = e.get("body") if isinstance(e.get("body"), dict) else {}
+    return {"id": e["id"], "kind": e["kind"], "state": e["state"], "attempts": e["attempts"],
+            "order_id": e.get("order_id"), "key": e["idem_key"], "last_status": e.get("last_status"),
+            "last_error": e.get("last_error"), "amount": body.get("amount"), "currency": body.get("currency"),
+            "created_at": e.get("created_at"), "delivered_at": e.get("delivered_at")}
