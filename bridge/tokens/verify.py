@@ -7,6 +7,7 @@ checked here: they come back PENDING with reason "online_verification" for the a
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Callable, Optional, Sequence
 
 from scanbridge.scan import ACCEPTED, PENDING, REJECTED, ScanEvent, Verdict
@@ -53,6 +54,11 @@ AmountLookup = Callable[[ScanEvent], Optional[tuple]]
 
 def _reject(reason: str, token=None, **details) -> Verdict:
     return Verdict(REJECTED, reason, TEXTS[reason], token=token, details=details)
+
+
+def _done(started) -> bool:
+    handle = started[2]
+    return handle is None or getattr(handle, "done", None) is None or handle.done.is_set()
 
 
 class _Done:
@@ -180,19 +186,19 @@ class Verifier:
         one disk sync for SQLite), so throughput does not pay one fsync per token."""
         return self._finish(*self._start(payloads, amounts))
 
-    def check_stream(self, payloads: Sequence[bytes], batch: int = 64) -> list[Verdict]:
-        """Decide many payloads in batches, verifying batch k+1 while batch k's claims are being
-        made durable. No verdict exists before its claim is on disk; the sync just overlaps with
-        signature work instead of adding to it (a bridge consuming a fleet's queue works so)."""
+    def check_stream(self, payloads: Sequence[bytes], batch: int = 64, depth: int = 4) -> list[Verdict]:
+        """Decide many payloads in batches, verifying the next batches while earlier ones are
+        being made durable (up to `depth` batches in flight; a slow disk sync then simply takes
+        several batches at once). No verdict exists before its claim is on disk; the sync
+        overlaps with signature work instead of adding to it (how a bridge drains a fleet's queue)."""
         out: list = []
-        inflight = None
+        inflight: deque = deque()
         for start in range(0, len(payloads), batch):
-            started = self._start(payloads[start:start + batch], None)
-            if inflight is not None:
-                out += self._finish(*inflight)
-            inflight = started
-        if inflight is not None:
-            out += self._finish(*inflight)
+            inflight.append(self._start(payloads[start:start + batch], None))
+            while len(inflight) > depth or (len(inflight) > 1 and _done(inflight[0])):
+                out += self._finish(*inflight.popleft())
+        while inflight:
+            out += self._finish(*inflight.popleft())
         return out
 
     def decide(self, scan: ScanEvent) -> Verdict:
