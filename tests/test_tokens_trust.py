@@ -134,3 +134,23 @@ def test_trust_cli_window_override_and_missing_store(tmp_path, capsys):
         assert issuer.kid.hex() in capsys.readouterr().out
     finally:
         del os.environ["SCANBRIDGE_TRUST"]
+
+
+def test_bridge_options_build_a_working_decider(tmp_path):
+    import argparse
+    from scanbridge.scan import ScanEvent
+    from scanbridge.tokens.config import add_arguments, decider_from_args
+    issuer = Issuer.generate("ed25519")
+    TrustStore([issuer.trusted_key()]).save(str(tmp_path / "trust.json"))
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--trust", str(tmp_path / "trust.json"), "--ledger",
+                              "sqlite:" + str(tmp_path / "l.db"), "--skew", "5"])
+    decide, ledger = decider_from_args(args)
+    tok = issuer.mint()
+    assert [decide(ScanEvent("d", "virtual", i, tok)).reason for i in range(2)] == ["ok", "replayed"]
+    ledger.close()
+    args = parser.parse_args(["--trust", str(tmp_path / "missing.json")])
+    with pytest.raises(TrustStoreError) as e:
+        decider_from_args(args)
+    assert e.value.reason == "trust_store_missing"

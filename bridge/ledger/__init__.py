@@ -4,13 +4,23 @@ Every backend offers `claim(key, expires_at) -> bool`, `claim_many([(key, expire
 [bool]`, `prune(now=None) -> int` and `close()`. A claim returns only once it is durable for that
 backend (see docs/tokens.md, "Single-use ledger").
 
-URLs: `sqlite:///abs/path.db`, `sqlite:relative.db`, `sqlite::memory:` (the default backend),
+URLs: `sqlite:///abs/path.db`, `sqlite:relative.db`, `sqlite::memory:` (the default backend;
+default file `~/.local/share/scanbridge/ledger.db` or $SCANBRIDGE_LEDGER),
 `redis://127.0.0.1:6379/0?prefix=scanbridge:`, `postgresql://postgres@127.0.0.1:5432/test?table=t`."""
 from __future__ import annotations
 
+import os
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-DEFAULT_URL = "sqlite:scanbridge-ledger.db"
+
+def default_url() -> str:
+    """$SCANBRIDGE_LEDGER, else an SQLite file at a fixed place in the user's data folder (not the
+    current directory: a bridge restarted from elsewhere must still find what it accepted)."""
+    return os.environ.get("SCANBRIDGE_LEDGER") or "sqlite:" + os.path.join(
+        os.path.expanduser("~"), ".local", "share", "scanbridge", "ledger.db")
+
+
+DEFAULT_URL = default_url()
 
 
 class LedgerError(RuntimeError):
@@ -26,8 +36,9 @@ def _split_options(url: str, names: tuple) -> tuple:
     return urlunsplit(parts._replace(query=urlencode(rest))), opts
 
 
-def open_ledger(url: str = DEFAULT_URL):
-    """A ledger for `url` (a bare path means an SQLite file)."""
+def open_ledger(url: str = ""):
+    """A ledger for `url` (a bare path means an SQLite file; empty means `default_url()`)."""
+    url = url or default_url()
     if url.startswith("redis://") or url.startswith("rediss://") or url.startswith("unix://"):
         from scanbridge.ledger.redis import RedisLedger
         clean, opts = _split_options(url, ("prefix",))
@@ -43,6 +54,8 @@ def open_ledger(url: str = DEFAULT_URL):
             rest = rest[2:]  # sqlite:///abs/path -> /abs/path
         path, _, query = rest.partition("?")
         opts = dict(parse_qsl(query))
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         return SQLiteLedger(path or ":memory:",
                             group_commit=opts.get("group_commit", "1") not in ("0", "false", "no"))
     if "://" in url:
