@@ -207,3 +207,17 @@ def test_sqlite_disk_error_reaches_every_waiter(tmp_path):
     blocker.close()
     assert led.claim(b"k", time.time() + 5)  # nothing was recorded by the failed attempt
     led.close()
+
+
+def test_redis_reports_its_durability():
+    if not redis_available():
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    from scanbridge.ledger.redis import RedisLedger
+    led = RedisLedger(REDIS_URL)
+    aof = led._r.config_get("appendonly")["appendonly"]
+    fsync = led._r.config_get("appendfsync")["appendfsync"]
+    warning = led.durability()
+    assert (warning is None) == (aof == "yes" and fsync == "always")
+    if aof != "yes":
+        assert "appendonly" in warning
+    led.close()

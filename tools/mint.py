@@ -73,10 +73,20 @@ class Issuer:
         os.chmod(path, 0o600)
 
     @classmethod
-    def load(cls, path: str, issuer: str = "Demo Wallet") -> "Issuer":
+    def load(cls, path: str, issuer: Optional[str] = None) -> "Issuer":
+        """Load a key written by `save`; the issuer name comes from the <kid>.trust.json that
+        keygen wrote beside it, when present."""
         with open(path, "rb") as f:
             key = serialization.load_pem_private_key(f.read(), password=None)
-        return cls(key, issuer)
+        found = cls(key, issuer or "Demo Wallet")
+        if issuer is None:
+            entry = os.path.join(os.path.dirname(path), "%s.trust.json" % found.kid.hex())  # type: ignore[union-attr]
+            try:
+                with open(entry, "r", encoding="utf-8") as f:
+                    found.issuer = str(json.load(f).get("issuer") or found.issuer)
+            except (OSError, ValueError, AttributeError):
+                pass  # the name is cosmetic; the key is what matters
+        return found
 
 
 # -- rendering -------------------------------------------------------------------------------

@@ -24,6 +24,23 @@ class RedisLedger:
         self._r = _redis.Redis.from_url(url, socket_timeout=socket_timeout,
                                         socket_connect_timeout=socket_timeout)
         self._lock = threading.Lock()
+        self.warning: Optional[str] = None
+
+    def durability(self) -> Optional[str]:
+        """A warning when the server's persistence can lose accepted claims, else None (also
+        None when CONFIG is not allowed, as on many managed Redis services)."""
+        try:
+            aof = self._r.config_get("appendonly").get("appendonly")
+            fsync = self._r.config_get("appendfsync").get("appendfsync")
+        except _redis.RedisError:
+            return None
+        if aof != "yes":
+            self.warning = ("Redis at %s runs with appendonly=%s: a Redis restart forgets the claims "
+                            "since its last snapshot (set appendonly yes, appendfsync always)" % (self.url, aof))
+        elif fsync != "always":
+            self.warning = ("Redis at %s syncs its log %s: a Redis crash can forget up to ~1 s of claims"
+                            % (self.url, fsync))
+        return self.warning
 
     def _ttl_ms(self, expires_at: float, now: float) -> int:
         return max(1000, int((expires_at - now) * 1000) + 1)
