@@ -16,6 +16,7 @@ class Decoder:
         self.binarizer = binarize.Binarizer(width, height)
         self.finders = finders.FinderScanner()
         self.sampler = grid.GridSampler(max_version)
+        self.fitter = grid.Fitter(max_version)
         self._raw = bytearray(tables.total_codewords(max_version))
         self._data = bytearray(tables.total_codewords(max_version))
         self._block = bytearray(160)
@@ -44,7 +45,7 @@ class Decoder:
             return []
         results = []
         used = []
-        for tl, tr, bl in finders.triples(centres):
+        for tl, tr, bl in finders.triples(centres)[:8]:
             if tl in used or tr in used or bl in used:
                 continue
             payload = self._try_triple(bits, w, h, tl, tr, bl)
@@ -69,48 +70,76 @@ class Decoder:
             sizes = (size - 2, size + 2)
         else:
             sizes = (size, size + 4, size - 4)
-        for mirrored in (False, True):
-            a, b = (bl, tr) if mirrored else (tr, bl)
-            for size in sizes:
-                p = self._try_size(bits, w, h, tl, a, b, size, 0)
-                if p is not None:
-                    return p
+        # Rank the candidate sizes by how well their function patterns line up before fitting.
+        # The template is symmetric under transposition, so one fit serves the mirrored
+        # reading too (swap the top-right and bottom-left anchors).
+        ranked = []
+        for size in sizes:
+            version = versioninfo.from_dimension(size)
+            if version < 1 or version > self.max_version:
+                continue
+            src, pts = self._anchors(bits, w, h, tl, tr, bl, size, version)
+            n = self.fitter.prepare(size, version)
+            s = self.fitter.score(bits, w, h, src, pts)
+            if s >= n * 0.45:
+                ranked.append((s / n, size))
+        ranked.sort(key=lambda t: -t[0])
+        for _frac, size in ranked[:2]:
+            p = self._try_size(bits, w, h, tl, tr, bl, size, 0)
+            if p is not None:
+                return p
         return None
+
+    def _anchors(self, bits, w, h, tl, tr, bl, size, version):
+        """Module-space and image-space anchor points: three finder centres and the far corner
+        (from the bottom-right alignment pattern when found, else a parallelogram)."""
+        ms = (tl.ms + tr.ms + bl.ms) / 3
+        far = size - 3.5
+        src = [(3.5, 3.5), (far, 3.5), (3.5, far), (far, far)]
+        pts = [(tl.x, tl.y), (tr.x, tr.y), (bl.x, bl.y), (tr.x + bl.x - tl.x, tr.y + bl.y - tl.y)]
+        if version >= 2:
+            hom = perspective.solve(src, pts)
+            if hom is not None:
+                au = size - 6.5
+                ex, ey = perspective.apply(hom, au, au)
+                al = grid.find_alignment(bits, w, h, ex, ey, ms, int(4 * ms) + 2)
+                if al is not None:
+                    h2 = perspective.solve(src[:3] + [(au, au)], pts[:3] + [al])
+                    if h2 is not None:
+                        pts[3] = perspective.apply(h2, far, far)
+        return src, pts
 
     def _try_size(self, bits, w, h, tl, tr, bl, size, depth):
         version = versioninfo.from_dimension(size)
         if version < 1 or version > self.max_version:
             return None
         ms = (tl.ms + tr.ms + bl.ms) / 3
-        src = [(3.5, 3.5), (size - 3.5, 3.5), (3.5, size - 3.5), (size - 3.5, size - 3.5)]
-        dst = [(tl.x, tl.y), (tr.x, tr.y), (bl.x, bl.y), (tr.x + bl.x - tl.x, tr.y + bl.y - tl.y)]
-        hom = perspective.solve(src, dst)
-        if hom is None:
-            return None
-        homs = [hom]
-        if version >= 2:
-            au = size - 6.5
-            ex, ey = perspective.apply(hom, au, au)
-            al = grid.find_alignment(bits, w, h, ex, ey, ms, int(4 * ms) + 2)
-            if al is not None:
-                src[3] = (au, au)
-                dst[3] = al
-                h2 = perspective.solve(src, dst)
-                if h2 is not None:
-                    homs.insert(0, h2)
+        src, pts = self._anchors(bits, w, h, tl, tr, bl, size, version)
+        fitter = self.fitter
+        n = fitter.prepare(size, version)
+        score = fitter.refine(bits, w, h, src, pts, ms, 3)
+        if score < n * 0.6:
+            return None  # the function patterns do not line up: wrong size or not a code
         sampler = self.sampler
         g = sampler.grid
-        for hm in homs:
+        for mirrored in (False, True):
+            if mirrored:
+                pts[1], pts[2] = pts[2], pts[1]
+            hom = perspective.solve(src, pts)
+            if hom is None:
+                return None
             for spread in (0, 1):
                 if spread and ms < 2.5:
                     continue
-                sampler.sample(bits, w, h, hm, size, spread)
+                sampler.sample(bits, w, h, hom, size, spread)
                 if version >= 7 and depth == 0:
                     va, vb = versioninfo.read_words(g, size)
                     v = versioninfo.nearest(va)
                     if v < 0:
                         v = versioninfo.nearest(vb)
                     if v > 0 and v != version:
+                        if mirrored:
+                            tr, bl = bl, tr
                         return self._try_size(bits, w, h, tl, tr, bl, tables.size_of(v), 1)
                 p = self._read_grid(size, version)
                 if p is not None:

@@ -85,12 +85,20 @@ class FinderScanner:
             xc = px + 0.5 + hh[0]
             th = hh[1]
             px = int(xc)
-            if self._cross(bits, w, h, px, py, 1, 1, maxc) is None and \
-                    self._cross(bits, w, h, px, py, 1, -1, maxc) is None:
+            da = self._cross(bits, w, h, px, py, 1, 1, maxc)
+            db = self._cross(bits, w, h, px, py, 1, -1, maxc)
+            if da is None and db is None:
                 continue
             if len(centres) >= MAX_CENTRES:
                 continue
-            c = Centre(xc, yc, (th + tv) / 14)
+            # A rotated finder looks wider along rows and columns; the narrowest of the four
+            # directions is within 8 % of the true width whatever the rotation.
+            width = min(th, tv)
+            if da is not None:
+                width = min(width, da[1] * 1.414)
+            if db is not None:
+                width = min(width, db[1] * 1.414)
+            c = Centre(xc, yc, width / 7)
             # a hit can confirm a centre already found from another row
             for o in centres:
                 if abs(o.x - xc) <= o.ms * 1.5 and abs(o.y - yc) <= o.ms * 1.5:

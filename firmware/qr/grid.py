@@ -16,7 +16,8 @@ class GridSampler:
     def sample(self, bits, w, h, hom, size, spread):
         """Sample `size` x `size` modules through homography `hom`; returns the number of
         module centres that fell outside the frame."""
-        perspective.to_fixed(hom, self.coef)
+        if not perspective.to_fixed(hom, self.coef):
+            return size * size
         return kernels.sample_grid(bits, w, h, self.coef, size, spread, self.grid)
 
 
@@ -67,3 +68,92 @@ def find_alignment(bits, w, h, ex, ey, ms, radius):
     if sn == 0:
         return None
     return sx / sn + 0.5, sy / sn + 0.5
+
+
+def _put(tmpl, n, r, c, v):
+    tmpl[3 * n] = r
+    tmpl[3 * n + 1] = c
+    tmpl[3 * n + 2] = v
+    return n + 1
+
+
+def function_template(size, version, tmpl):
+    """Fill `tmpl` with (row, column, colour) of the modules whose colour the standard fixes
+    (finders with separators, timing patterns, alignment patterns); returns their count."""
+    n = 0
+    for fr, fc in ((0, 0), (0, size - 7), (size - 7, 0)):
+        for r in range(-1, 8):
+            for c in range(-1, 8):
+                rr = fr + r
+                cc = fc + c
+                if rr < 0 or cc < 0 or rr >= size or cc >= size:
+                    continue
+                ring = max(abs(r - 3), abs(c - 3))
+                n = _put(tmpl, n, rr, cc, 0 if ring == 2 or ring == 4 else 1)
+    for i in range(8, size - 8):
+        v = 1 - (i & 1)
+        n = _put(tmpl, n, 6, i, v)
+        n = _put(tmpl, n, i, 6, v)
+    pos = tables.alignment_positions(version)
+    k = len(pos)
+    for i in range(k):
+        for j in range(k):
+            if (i == 0 and j == 0) or (i == 0 and j == k - 1) or (i == k - 1 and j == 0):
+                continue
+            for r in range(-2, 3):
+                for c in range(-2, 3):
+                    ring = max(abs(r), abs(c))
+                    n = _put(tmpl, n, pos[i] + r, pos[j] + c, 0 if ring == 1 else 1)
+    return n
+
+
+class Fitter:
+    """Hill-climbs the four image points that anchor the homography so that the sampled
+    function patterns match the template best (the idea of quirc's perspective jiggle)."""
+
+    def __init__(self, max_version=40):
+        self.tmpl = array("H", [0] * (3 * (3 * 81 + 2 * tables.size_of(max_version) + 25 * 49)))
+        self.coef = array("i", [0] * 9)
+        self.n = 0
+
+    def prepare(self, size, version):
+        self.n = function_template(size, version, self.tmpl)
+        return self.n
+
+    def score(self, bits, w, h, src, pts):
+        hom = perspective.solve(src, pts)
+        if hom is None:
+            return -1
+        if not perspective.to_fixed(hom, self.coef):
+            return -1
+        return kernels.score_grid(bits, w, h, self.coef, self.tmpl, self.n)
+
+    def refine(self, bits, w, h, src, pts, ms, rounds):
+        best = self.score(bits, w, h, src, pts)
+        if best < 0 or best == self.n:
+            return best
+        step = ms * 0.5
+        for _ in range(rounds):
+            improved = True
+            passes = 0
+            while improved and passes < 6:
+                improved = False
+                passes += 1
+                for i in range(4):
+                    for axis in (0, 1):
+                        for sgn in (1, -1):
+                            old = pts[i]
+                            if axis == 0:
+                                pts[i] = (old[0] + sgn * step, old[1])
+                            else:
+                                pts[i] = (old[0], old[1] + sgn * step)
+                            s = self.score(bits, w, h, src, pts)
+                            if s > best:
+                                best = s
+                                improved = True
+                            else:
+                                pts[i] = old
+                if best == self.n:
+                    return best
+            step *= 0.5
+        return best

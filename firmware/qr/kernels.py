@@ -308,3 +308,25 @@ def sample_grid(b_buf, w: int, h: int, coef_buf, size: int, spread: int, grid_bu
             c += 1
         r += 1
     return outside
+
+
+def score_grid(b_buf, w: int, h: int, coef_buf, tmpl_buf, n: int) -> int:
+    """How many of the n template modules (row, column, expected 0/1 triples in tmpl) sample to
+    their expected colour through the homography coef (as in sample_grid)."""
+    b = ptr8(b_buf)
+    coef = ptr32(coef_buf)
+    tmpl = ptr16(tmpl_buf)
+    good = 0
+    i = 0
+    while i < n:
+        v = 2 * tmpl[3 * i] + 1
+        u = 2 * tmpl[3 * i + 1] + 1
+        dd = coef[6] * u + coef[7] * v + coef[8]
+        if dd > 0:
+            x = (coef[0] * u + coef[1] * v + coef[2]) // dd
+            y = (coef[3] * u + coef[4] * v + coef[5]) // dd
+            if 0 <= x and x < w and 0 <= y and y < h:
+                if b[y * w + x] == tmpl[3 * i + 2]:
+                    good += 1
+        i += 1
+    return good

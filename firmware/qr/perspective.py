@@ -47,6 +47,9 @@ def to_fixed(h, coef):
     """Fill the int32 array `coef` (9 entries) for kernels.sample_grid: the same map in
     half-module units (u' = 2u), numerator and denominator scaled by 2**18."""
     s = _SCALE
+    for i in range(8):
+        if not -4096.0 < h[i] < 4096.0 or (i >= 6 and not -0.5 < h[i] < 0.5):
+            return False  # a degenerate fit; its fixed-point form would overflow
     coef[0] = int(h[0] * s / 2)
     coef[1] = int(h[1] * s / 2)
     coef[2] = int(h[2] * s)
@@ -56,3 +59,4 @@ def to_fixed(h, coef):
     coef[6] = int(h[6] * s / 2)
     coef[7] = int(h[7] * s / 2)
     coef[8] = s
+    return True
