@@ -65,6 +65,58 @@ def describe_token(token, payload: bytes) -> dict:
     return {"key": "payload-" + digest, "token_id": "payload-" + digest, "kid": None, "payer": ""}
 
 
+_CLAIMS = """
+CREATE TABLE IF NOT EXISTS claims (
+    key BLOB PRIMARY KEY,
+    expires_at REAL NOT NULL,
+    claimed_at REAL NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+class CounterLedger:
+    """The single-use ledger inside the counter's own SQLite file, for one counter PC (or several
+    bridges sharing that file). A claim joins the transaction that completes the order and queues
+    the confirmation, so one disk sync makes all three durable together, and a scan that cannot be
+    confirmed does not use the code up. For several bridges on several machines use the Redis or
+    PostgreSQL ledger (scanbridge.ledger) instead: then the claim is its own durable write."""
+
+    url = "counter-db"
+
+    def __init__(self, db: Database, prune_every_s: float = 60.0):
+        self.db = db
+        db.executescript(_CLAIMS)
+        self.prune_every_s = prune_every_s
+        self._next_prune = time.monotonic() + prune_every_s
+
+    def claim(self, key: bytes, expires_at: float) -> bool:
+        return self.claim_many([(key, expires_at)])[0]
+
+    def claim_many(self, items) -> list:
+        now = time.time()
+        out = []
+        with self.db.transaction() as c:  # joins the counter's transaction when there is one
+            for key, expires_at in items:
+                row = c.execute("SELECT expires_at FROM claims WHERE key=?", (key,)).fetchone()
+                if row is not None and row[0] > now:
+                    out.append(False)
+                    continue
+                c.execute("INSERT OR REPLACE INTO claims (key, expires_at, claimed_at) VALUES (?,?,?)",
+                          (key, expires_at, now))
+                out.append(True)
+            if time.monotonic() >= self._next_prune:
+                self._next_prune = time.monotonic() + self.prune_every_s
+                c.execute("DELETE FROM claims WHERE expires_at<=?", (now,))
+        return out
+
+    def prune(self, now: Optional[float] = None) -> int:
+        with self.db.transaction() as c:
+            return c.execute("DELETE FROM claims WHERE expires_at<=?", (time.time() if now is None else now,)).rowcount
+
+    def close(self) -> None:
+        pass
+
+
 class Counter:
     def __init__(self, db_path: str, *, token_decider: Optional[Callable[[ScanEvent], Verdict]] = None,
                  policy: Optional[Policy] = None, default_till: Optional[str] = orders_mod.DEFAULT_TILL,
@@ -77,6 +129,7 @@ class Counter:
         self.clock = clock
         self.service: Optional[ScanService] = None
         self.deliverer: Optional[Deliverer] = None
+        self.ledger = None
         self.listeners: list[Event] = []
         self._deciding: Optional[Order] = None
         self._stop = threading.Event()
@@ -84,10 +137,13 @@ class Counter:
         self.orders.listeners.append(lambda ev, order: self._emit("order", dict(order, event=ev)))
 
     # -- composition
-    def with_tokens(self, trust_store, ledger, **verifier_options) -> "Counter":
-        """Verify codes with scanbridge.tokens against `trust_store` and `ledger`; the code's amount
-        cap is checked against the order being paid."""
+    def with_tokens(self, trust_store, ledger=None, **verifier_options) -> "Counter":
+        """Verify codes with scanbridge.tokens against `trust_store` and `ledger` (default: the
+        CounterLedger in this counter's file); the code's amount cap is checked against the order."""
         from scanbridge.tokens import make_decider
+        if ledger is None:
+            ledger = CounterLedger(self.db)
+        self.ledger = ledger
         self.token_decider = make_decider(trust_store, ledger, amount_for=self.amount_for, **verifier_options)
         return self
 
@@ -124,14 +180,34 @@ class Counter:
 
     # -- the decision
     def decide(self, scan: ScanEvent) -> Verdict:
+        """One transaction for the whole decision: the single-use claim (when the ledger is the
+        CounterLedger), the order's new state, the outbox entry and the scan record commit
+        together with one disk sync, or not at all."""
+        try:
+            with self.db.transaction() as c:
+                out, till, order, final = self._decide(c, scan)
+        except OutboxError as e:  # the same code queued before: never confirm a payment twice
+            till = self.orders.till_for(scan.device_id)
+            order = self.orders.current(till) if till else None
+            out = Verdict(REJECTED, e.reason, TEXTS.get(e.reason, e.reason))
+            self.orders.record_scan(None, scan, out, till, order.id if order else None)
+            self._emit_scan(scan, out, till, order)
+            return out
+        if final is not None:
+            self.orders.emit(*final)
+            if self.deliverer is not None:
+                self.deliverer.wake()
+        self._emit_scan(scan, out, till, order)
+        return out
+
+    def _decide(self, c, scan: ScanEvent):
         till = self.orders.till_for(scan.device_id)
         order = self.orders.current(till) if till else None
         if order is None or order.state != OPEN:
             reason = "no_till" if not till else ("no_open_order" if order is None else "order_busy")
             verdict = Verdict(REJECTED, reason, TEXTS[reason], details={"till": till})
-            self.orders.record_scan(None, scan, verdict, till, order.id if order else None)
-            self._emit_scan(scan, verdict, till, order)
-            return verdict
+            self.orders.record_scan(c, scan, verdict, till, order.id if order else None)
+            return verdict, till, order, None
         self._deciding = order
         try:
             verdict = self.token_decider(scan)
@@ -140,9 +216,8 @@ class Counter:
         online = verdict.verdict == PENDING and hasattr(verdict.token, "wallet")
         if verdict.verdict == REJECTED or (verdict.verdict == PENDING and not online):
             info = describe_token(verdict.token, scan.payload) if verdict.token is not None else {}
-            self.orders.record_scan(None, scan, verdict, till, order.id, info.get("token_id"), info.get("payer"))
-            self._emit_scan(scan, verdict, till, order)
-            return verdict
+            self.orders.record_scan(c, scan, verdict, till, order.id, info.get("token_id"), info.get("payer"))
+            return verdict, till, order, None
         info = describe_token(verdict.token, scan.payload)
         mode = self.policy.route(order.amount, order.currency, online)
         body = self._body(scan, order, info, mode)
@@ -155,24 +230,13 @@ class Counter:
             out = Verdict(PENDING, reason, TEXTS[reason], token=verdict.token,
                           details={"order": order.id, "payer": info["payer"], "mode": mode})
         body["verdict"], body["reason"] = out.verdict, out.reason
-        try:
-            with self.db.transaction() as c:
-                entry = self.outbox.enqueue(c, KIND_FOR_MODE[mode], info["key"], body, order.id)
-                updated = self.orders.mark(c, order, COMPLETED if final else AUTHORIZING, scan=scan,
-                                           payer=info["payer"], token_id=info["token_id"], kid=info["kid"],
-                                           mode=mode, reason=out.reason, outbox_id=entry)
-                self.orders.record_scan(c, scan, out, till, order.id, info["token_id"], info["payer"])
-        except OutboxError as e:  # the same code queued before: never confirm a payment twice
-            out = Verdict(REJECTED, e.reason, TEXTS.get(e.reason, e.reason), token=verdict.token)
-            self.orders.record_scan(None, scan, out, till, order.id, info["token_id"], info["payer"])
-            self._emit_scan(scan, out, till, order)
-            return out
+        entry = self.outbox.enqueue(c, KIND_FOR_MODE[mode], info["key"], body, order.id)
+        updated = self.orders.mark(c, order, COMPLETED if final else AUTHORIZING, scan=scan,
+                                   payer=info["payer"], token_id=info["token_id"], kid=info["kid"],
+                                   mode=mode, reason=out.reason, outbox_id=entry)
+        self.orders.record_scan(c, scan, out, till, order.id, info["token_id"], info["payer"])
         out.details["outbox_id"] = entry
-        self.orders.emit("completed" if final else "authorizing", updated)
-        self._emit_scan(scan, out, till, updated)
-        if self.deliverer is not None:
-            self.deliverer.wake()
-        return out
+        return out, till, updated, ("completed" if final else "authorizing", updated)
 
     def _body(self, scan: ScanEvent, order: Order, info: dict, mode: str) -> dict:
         body = {"version": 1, "type": KIND_FOR_MODE[mode], "confirmation_id": info["key"], "mode": mode,

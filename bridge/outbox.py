@@ -85,8 +85,11 @@ class Database:
         self._depth = 0
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT; nested uses join the outer transaction."""
+    def transaction(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT; nested uses join the outer transaction. durable=False
+        commits without syncing the disk (synchronous=NORMAL for this one transaction): only for
+        writes whose loss in a power cut is harmless, like "delivered" marks (a lost mark means
+        one more delivery, which the backend's idempotency key absorbs)."""
         with self.lock:
             if self._depth:
                 self._depth += 1
@@ -95,16 +98,22 @@ class Database:
                 finally:
                     self._depth -= 1
                 return
-            self.conn.execute("BEGIN IMMEDIATE")
-            self._depth = 1
+            if not durable:
+                self.conn.execute("PRAGMA synchronous=NORMAL")
             try:
-                yield self.conn
-            except BaseException:
+                self.conn.execute("BEGIN IMMEDIATE")
+                self._depth = 1
+                try:
+                    yield self.conn
+                except BaseException:
+                    self._depth = 0
+                    self.conn.execute("ROLLBACK")
+                    raise
                 self._depth = 0
-                self.conn.execute("ROLLBACK")
-                raise
-            self._depth = 0
-            self.conn.execute("COMMIT")
+                self.conn.execute("COMMIT")
+            finally:
+                if not durable:
+                    self.conn.execute("PRAGMA synchronous=FULL")
 
     def query(self, sql: str, args=()) -> list:
         with self.lock:
@@ -336,7 +345,7 @@ class Deliverer:
         delay = backoff_delay(attempts, self.base_delay_s, self.max_delay_s)
         if retry_after is not None:
             delay = max(delay, min(retry_after, self.max_delay_s))
-        with self.outbox.db.transaction() as c:
+        with self.outbox.db.transaction(durable=False) as c:
             c.execute("UPDATE outbox SET attempts=?, next_at=?, last_status=?, last_error=? WHERE id=? AND state='pending'",
                       (attempts, now + delay, status, error, row["id"]))
         self.failures += 1
@@ -346,7 +355,11 @@ class Deliverer:
 
     def _finish(self, row, state, attempts, status, error, answer, now) -> int:
         after = None
-        with self.outbox.db.transaction() as c:
+        # Not synced: losing this mark in a power cut means one more delivery (idempotent), and
+        # the scan path, which must sync, does not wait behind the worker's disk syncs. An
+        # answer that changes an order (apply) is synced: the scanner hears about it.
+        durable = self.apply is not None and row["kind"] != CONFIRMATION
+        with self.outbox.db.transaction(durable=durable) as c:
             cur = c.execute("UPDATE outbox SET state=?, attempts=?, last_status=?, last_error=?, answer=?, "
                             "delivered_at=? WHERE id=? AND state='pending'",
                             (state, attempts, status, error,

@@ -54,12 +54,13 @@ class Scanner:
                 self.cond.wait(left)
 
 
-@pytest.fixture
-def world(tmp_path):
+@pytest.fixture(params=["counter-db", "sqlite-file"])
+def world(tmp_path, request):
+    """Both ledgers: the claim inside the counter's transaction, and a separate SQLite ledger."""
     issuer = Issuer.generate()
     now = time.time()
     trust = TrustStore([issuer.trusted_key(now - 3600, now + 3600)])
-    ledger = open_ledger("sqlite:" + str(tmp_path / "ledger.db"))
+    ledger = open_ledger("sqlite:" + str(tmp_path / "ledger.db")) if request.param == "sqlite-file" else None
     counter = Counter(str(tmp_path / "counter.db"), policy=Policy(offline_limit=5000)).with_tokens(trust, ledger)
     service = counter.attach(ScanService())
     backend = BackendServer(str(tmp_path / "backend.db"), SECRET, control=True, approve_up_to=20000).start()
@@ -67,7 +68,7 @@ def world(tmp_path):
     yield counter, service, issuer, backend
     counter.stop()
     backend.stop()
-    ledger.close()
+    counter.ledger.close()
 
 
 def rows(counter, sql, args=()):
@@ -226,4 +227,32 @@ def test_completion_and_confirmation_commit_together_or_not_at_all(tmp_path):
     db = sqlite3.connect(str(tmp_path / "c.db"))
     assert db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 1
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    counter.stop()
+
+
+def test_claim_order_and_confirmation_are_one_transaction(tmp_path):
+    """With the claim in the counter's file, a code whose confirmation cannot be queued is not
+    used up: the claim rolls back with the rest."""
+    from scanbridge.outbox import CONFIRMATION
+    issuer = Issuer.generate()
+    now = time.time()
+    counter = Counter(str(tmp_path / "c.db")).with_tokens(TrustStore([issuer.trusted_key(now - 60, now + 60)]))
+    service = counter.attach(ScanService())
+    sc = Scanner(service)
+    tok = issuer.mint(payer=b"gina")
+    from scanbridge.tokens import parse
+    key = parse(tok).token_id.hex()
+    with counter.db.transaction() as c:  # something already queued under this code's key
+        counter.outbox.enqueue(c, CONFIRMATION, key, {"confirmation_id": key})
+    order = counter.orders.create(100, "USD")
+    v = sc.scan(tok)
+    assert (v.verdict, v.reason) == ("rejected", "duplicate_confirmation")
+    assert rows(counter, "SELECT COUNT(*) AS n FROM claims")[0]["n"] == 0
+    assert counter.orders.get(order.id).state == "open"
+    with counter.db.transaction() as c:
+        c.execute("DELETE FROM outbox WHERE idem_key=?", (key,))
+    assert sc.scan(tok).verdict == "accepted"
+    assert sc.scan(tok).reason == "no_open_order"
+    counter.orders.create(100, "USD")
+    assert sc.scan(tok).reason == "replayed"
     counter.stop()
