@@ -132,8 +132,9 @@ class DemoSet:
     issuer: Issuer
 
 
-def online_code(wallet: str = "alipay", rng=random) -> bytes:
+def online_code(wallet: str = "alipay", rng: "random.Random | None" = None) -> bytes:
     """An Alipay-style (25-30...) or WeChat-style (10-15...) 18-digit online payment code."""
+    rng = rng or random.Random()
     first = rng.randint(25, 30) if wallet == "alipay" else rng.randint(10, 15)
     return b"%02d%016d" % (first, rng.randrange(10 ** 16))
 
@@ -219,7 +220,7 @@ def make_wallet_server(issuer: Issuer, *, port: int = 0, every_s: float = 30.0, 
                 return self._send(200, "application/json", body)
             return self._send(404, "text/plain", b"not found")
 
-        def log_message(self, *a):  # quiet: tokens are bearer codes, not for logs
+        def log_message(self, format, *args):  # quiet: tokens are bearer codes, not for logs
             pass
 
     return ThreadingHTTPServer(("127.0.0.1", port), Handler)

@@ -151,7 +151,7 @@ class Verifier:
         pending, claims = [], []
         for i, payload in enumerate(payloads):
             verdict, item, expiry = self.precheck(payload, now, amounts[i] if amounts else None)
-            if verdict is not None:
+            if verdict is not None or item is None:
                 out[i] = verdict
             else:
                 pending.append((i, item))
@@ -168,6 +168,7 @@ class Verifier:
         return out, pending, handle, None
 
     def _finish(self, out: list, pending: list, handle, error: Optional[str]) -> list:
+        results: list = []
         if pending and error is None:
             try:
                 results = handle.wait()
