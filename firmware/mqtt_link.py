@@ -1,6 +1,7 @@
-# The scanner's link to the bridges over MQTT, the WiFi counterpart of the serial wire.Link:
-# send(kind, data) -> seq, send_unreliable(kind, data), and RESULT/COMMAND messages delivered as
-# wire.Message. A SCAN stays queued (bounded; on flash when a spool folder is configured, so it
+# The scanner's link to the bridges over WiFi and MQTT. MqttSession is the transport (the MQTT
+# counterpart of the serial wire.Link): send(kind, data) -> seq, send_unreliable(kind, data), and
+# RESULT/COMMAND messages delivered as wire.Message. MqttLink wraps WiFi + MqttSession in the
+# app's link interface (link.AppLink; chosen by config "link": "mqtt"). A SCAN stays queued (bounded; on flash when a spool folder is configured, so it
 # survives a reset) until its RESULT arrives; it is republished with the same (session, seq) when
 # no RESULT comes in time, and the bridge drops the duplicates. Topics/payloads: topics.py.
 import json
@@ -12,7 +13,8 @@ try:
 except ImportError:
     import uasyncio as asyncio  # type: ignore
 
-from scanbridge_fw import topics, wire
+from scanbridge_fw import mqtt_settings, topics, wire
+from scanbridge_fw.link import AppLink
 from scanbridge_fw.mqtt import MQTTClient, ticks_diff, ticks_ms
 
 
@@ -56,7 +58,7 @@ class Spool:
         return out[:self.max_items]
 
 
-class MqttLink:
+class MqttSession:
     """One scanner's session with the bridges through a broker."""
 
     def __init__(self, device, site, host, port=1883, user=None, password=None, ssl=None,
@@ -95,17 +97,6 @@ class MqttLink:
         if spool is not None:
             for s, q, payload in spool.load():
                 self._queue.append([s, q, wire.SCAN, payload, 0, 0, 0])
-
-    @classmethod
-    def from_config(cls, cfg, hello=None, session=None, spool=None, handler=None):
-        """cfg: the "mqtt" section of the device config (see docs/protocol.md)."""
-        ssl = None
-        if cfg.get("tls"):
-            ssl = True
-        return cls(cfg["device"], cfg.get("site", "default"), cfg["host"],
-                   cfg.get("port", 8883 if ssl else 1883), cfg.get("user"), cfg.get("password"),
-                   ssl, hello, session, cfg.get("keepalive", 30), cfg.get("queue_max", 32),
-                   cfg.get("result_timeout_ms", 5000), spool, handler)
 
     # -- the link interface (as wire.Link)
     @property
@@ -268,3 +259,85 @@ class MqttLink:
                 await asyncio.wait_for(self._wake.wait(), 0.25)
             except asyncio.TimeoutError:
                 pass
+
+
+class MqttLink(AppLink):
+    """The app's link over WiFi + MQTT (see link.py for the interface). Settings come from the
+    config keys registered in mqtt_settings; WiFi comes from board.wlan() when the HAL has it."""
+
+    name = "mqtt"
+
+    def __init__(self, board, cfg, hello, session, spool=None, client_factory=MQTTClient,
+                 wlan=None):
+        super().__init__()
+        device = cfg.get("mqtt_device") or board.unique_id()
+        if spool is None and cfg.get("mqtt_spool"):
+            spool = Spool(mqtt_settings.SPOOL_DIR, cfg.get("mqtt_queue", 32))
+        ssl = True if cfg.get("mqtt_tls") else None
+        self.mqtt = MqttSession(
+            device, cfg.get("mqtt_site") or "default", cfg["mqtt_host"],
+            cfg.get("mqtt_port") or (8883 if ssl else 1883), cfg.get("mqtt_user") or None,
+            cfg.get("mqtt_password") or None, ssl, hello, session, cfg.get("mqtt_keepalive", 30),
+            cfg.get("mqtt_queue", 32), cfg.get("mqtt_result_timeout_ms", 5000), spool,
+            self._on_message, client_factory)
+        self.wifi = None
+        networks = cfg.get("wifi") or []
+        if networks:
+            from scanbridge_fw import wifi
+            if wlan is None:
+                wlan = board.wlan() if hasattr(board, "wlan") else wifi.station()
+            self.wifi = wifi.WiFi(wlan, networks)
+
+    def _on_message(self, msg):
+        if msg.kind == wire.RESULT:
+            self.on_result(msg.data)
+        elif msg.kind == wire.COMMAND:
+            asyncio.create_task(self._serve(msg.data))
+
+    async def _serve(self, data):
+        reply = await self.on_command(data)
+        try:
+            self.mqtt.send(wire.REPLY, reply)
+        except wire.WireError as e:  # too big or queue full: say so instead of going quiet
+            self.on_error(e.code, "reply to %s: %s" % (data.get("cmd"), e.message))
+
+    async def run(self):
+        radio = None
+        if self.wifi is not None:
+            radio = asyncio.create_task(self.wifi.run())
+        try:
+            if self.wifi is not None:
+                await self.wifi.up.wait()  # no point dialling the broker before the radio is up
+            await self.mqtt.run()
+        finally:
+            if radio is not None:
+                radio.cancel()
+
+    def send_scan(self, scan):
+        return self.mqtt.send(wire.SCAN, scan)
+
+    def send_status(self, data):
+        if self.wifi is not None:
+            data = dict(data)
+            data.update(self.wifi.status())
+        try:
+            self.mqtt.send_unreliable(wire.STATUS, data)
+        except wire.WireError as e:  # an oversized status must not stop the app
+            self.on_error(e.code, e.message)
+
+    def send_log(self, text):
+        self.mqtt.send_unreliable(wire.LOG, {"text": text})
+
+    def ready(self):
+        return self.mqtt.up
+
+    def status(self):
+        d = {"link": self.name, "ready": self.ready()}
+        s = self.mqtt.stats()
+        for key in s:
+            d[key] = s[key]
+        if self.wifi is not None:
+            w = self.wifi.status()
+            for key in w:
+                d[key] = w[key]
+        return d

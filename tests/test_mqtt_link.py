@@ -13,7 +13,7 @@ from scanbridge.link.mqtt import start_mqtt_link
 from scanbridge.scan import ACCEPTED, REJECTED, ScanService, Verdict
 from scanbridge_fw import topics, wire
 from scanbridge_fw.mqtt import MQTTClient
-from scanbridge_fw.mqtt_link import MqttLink, Spool
+from scanbridge_fw.mqtt_link import MqttSession, Spool
 from scanbridge_tools.broker import Broker
 
 pytestmark = pytest.mark.skipif(not Broker.available(), reason="mosquitto is not installed")
@@ -56,7 +56,7 @@ def _bridge(broker, service, name="bridge-a", **kw):
 def _scanner(broker, device="dev1", **kw):
     kw.setdefault("result_timeout_ms", 1000)
     kw.setdefault("backoff", (100, 1000))
-    return MqttLink(device, SITE, "127.0.0.1", broker.port, password=DEVICES[device],
+    return MqttSession(device, SITE, "127.0.0.1", broker.port, password=DEVICES[device],
                     hello={"fw": "test", "board": "virtual"}, keepalive=5, **kw)
 
 

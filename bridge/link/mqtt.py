@@ -116,6 +116,8 @@ class MqttLink:
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
+        c.on_subscribe = self._on_subscribe
+        self._sub_mid = -1
         self.client = c
 
     # -- lifecycle
@@ -184,12 +186,21 @@ class MqttLink:
             return
         self.counters["connects"] += 1
         site = self.site
-        client.subscribe([
+        _, self._sub_mid = client.subscribe([
             (topics.shared(self.group, topics.filter_all(site, topics.SCAN)), 1),
             (topics.filter_all(site, topics.STATUS), 1),
             (topics.filter_all(site, topics.REPLY), 1),
         ])
-        self.connected.set()
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
+        if mid != self._sub_mid:
+            return
+        refused = [str(rc) for rc in reason_codes if rc.is_failure]
+        if refused:  # an ACL that does not let this bridge read scans: say so, loudly
+            self.last_error = "subscribe_refused: %s" % ", ".join(refused)
+            log.error("mqtt: broker refused the bridge's subscriptions: %s", refused)
+            return
+        self.connected.set()  # only now can a scan reach us
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
         self.counters["disconnects"] += 1

@@ -47,7 +47,7 @@ class FakeClient:
 
 
 def _link(**kw):
-    return mqtt_link.MqttLink("dev1", "s1", "127.0.0.1", hello={"fw": "t"}, session=42,
+    return mqtt_link.MqttSession("dev1", "s1", "127.0.0.1", hello={"fw": "t"}, session=42,
                               client_factory=FakeClient, **kw)
 
 
@@ -157,7 +157,7 @@ def test_spooled_scans_survive_a_reset_and_keep_their_numbers():
     s2 = link.send(wire.SCAN, {"payload": b"two"})
     link._on_message("sb/v1/s1/dev1/result", _result(42, s1), False, False)
     # reset: a new boot has a new session; the unanswered scan comes back with its old numbers
-    again = mqtt_link.MqttLink("dev1", "s1", "127.0.0.1", session=43, client_factory=FakeClient,
+    again = mqtt_link.MqttSession("dev1", "s1", "127.0.0.1", session=43, client_factory=FakeClient,
                                spool=mqtt_link.Spool(SPOOL))
     assert again.pending() == 1
     session, seq, kind, payload = again._queue[0][:4]
@@ -230,4 +230,53 @@ async def test_wifi_joins_a_working_network_and_rejoins_after_a_loss():
             break
     assert w.joins == 2 and w.losses == 1 and w.up.is_set()
     w.stop()
+    task.cancel()
+
+
+class FakeBoard:
+    def __init__(self, wlan):
+        self._wlan = wlan
+
+    def unique_id(self):
+        return "a0b1c2d3e4f5"
+
+    def wlan(self):
+        return self._wlan
+
+
+async def test_app_link_over_mqtt_speaks_the_app_interface():
+    from scanbridge_fw import config, mqtt_settings
+    cfg = config.validate({"link": "mqtt", "mqtt_host": "10.0.0.2", "mqtt_password": "pw",
+                           "mqtt_site": "shop7", "mqtt_spool": False,
+                           "wifi": [{"ssid": "shop", "password": "x"}]})
+    assert config.public(cfg)["mqtt_password"] == "***" and config.public(cfg)["wifi"] == "***"
+    assert mqtt_settings.SPOOL_DIR
+    wlan = FakeWLAN([("shop", -40)], good=("shop",), joins_after=1)
+    link = mqtt_link.MqttLink(FakeBoard(wlan), cfg, {"fw": "t"}, 99, client_factory=FakeClient)
+    assert link.mqtt.client.kw["user"] == "a0b1c2d3e4f5" and link.mqtt.client.kw["password"] == "pw"
+    results = []
+    link.on_result = results.append
+
+    async def on_command(data):
+        return {"id": data["id"], "ok": True, "result": {"pong": 1}}
+    link.on_command = on_command
+    task = asyncio.create_task(link.run())
+    for _ in range(50):
+        if link.wifi.up.is_set():
+            break
+        await asyncio.sleep(0.02)
+    seq = link.send_scan({"payload": b"TOK"})
+    assert link.ready()
+    link.mqtt._on_message("sb/v1/shop7/a0b1c2d3e4f5/result", _result(99, seq), False, False)
+    assert results and results[0]["scan_seq"] == seq
+    cmd = topics.pack(wire.COMMAND, 5, 1, {"id": "c1", "cmd": "ping", "args": {}})
+    link.mqtt._on_message("sb/v1/shop7/a0b1c2d3e4f5/cmd", cmd, False, False)
+    for _ in range(50):
+        await asyncio.sleep(0.02)
+        replies = [p for p in link.mqtt.client.published if p[0].endswith("/reply")]
+        if replies:
+            break
+    assert topics.unpack(replies[0][1])[3] == {"id": "c1", "ok": True, "result": {"pong": 1}}
+    st = link.status()
+    assert st["link"] == "mqtt" and st["ssid"] == "shop" and st["wifi"] is True
     task.cancel()
