@@ -15,6 +15,9 @@ from scanbridge_fw.link import result_name
 FW_VERSION = "0.1.0"
 _KEEP = 16  # recent results kept for status and for late verdicts
 
+from scanbridge_fw import diag  # noqa: E402  (after FW_VERSION, which diag reads)
+diag.register_all(commands)  # diag.* commands for `scanbridge diag`
+
 
 def hello_for(board, cfg, caps=None):
     """What this scanner says about itself in HELLO (the link adds proto and session)."""
