@@ -314,3 +314,90 @@ def summarize_entry(e: dict) -> dict:
             "order_id": e.get("order_id"), "key": e["idem_key"], "last_status": e.get("last_status"),
             "last_error": e.get("last_error"), "amount": body.get("amount"), "currency": body.get("currency"),
             "created_at": e.get("created_at"), "delivered_at": e.get("delivered_at")}
+
+
+# -- composition for `scanbridge run` / `scanbridge demo` -------------------------------------
+def add_counter_arguments(parser) -> None:
+    """The counter's options for `scanbridge run` (secrets only from files or the environment)."""
+    g = parser.add_argument_group("counter (orders, payment backend, web page)")
+    g.add_argument("--no-counter", action="store_true", help="no orders/outbox/web page: verdicts only")
+    g.add_argument("--counter-db", default=outbox_mod.DEFAULT_DB, help="orders + outbox SQLite file (%(default)s)")
+    g.add_argument("--till", default=orders_mod.DEFAULT_TILL, help="this counter's till (default %(default)s)")
+    g.add_argument("--bind", action="append", default=[], metavar="DEVICE=TILL", help="put a scanner on another till")
+    g.add_argument("--offline-limit", default="50.00",
+                   help="accept offline up to this amount; above it wait for the backend (\"50.00\" or \"USD=50,EUR=40\")")
+    g.add_argument("--order-ttl", type=float, default=orders_mod.DEFAULT_TTL_S, help="an open order expires after s")
+    g.add_argument("--backend", help="payment backend base URL (confirmations wait in the outbox until given)")
+    g.add_argument("--secret-file", help="HMAC secret for the backend (else $%s)" % outbox_mod.SECRET_ENV)
+    g.add_argument("--no-web", action="store_true", help="do not serve the counter page")
+    g.add_argument("--web-host", default="127.0.0.1", help="counter page address (default %(default)s)")
+    g.add_argument("--web-port", type=int, default=8080)
+    g.add_argument("--web-token-file", help="token for the page (required off loopback; else $SCANBRIDGE_WEB_TOKEN)")
+
+
+class CounterRuntime:
+    """What start_counter built: the counter, the scanner registry, the web page."""
+
+    def __init__(self, counter: Counter, registry, web):
+        self.counter = counter
+        self.registry = registry
+        self.web = web
+
+    def link_event(self, kind: str, data: dict) -> None:
+        """Chain into the serial links' on_event (scanner status for the page)."""
+        self.registry.on_link_event(kind, data)
+
+    def stop(self) -> None:
+        if self.web is not None:
+            self.web.stop()
+        self.counter.stop()
+
+
+def start_counter(args, service: ScanService, token_decider=None, log=None) -> CounterRuntime:
+    """Build and start the counter around `service`: its current decider (token verification, if
+    configured) becomes the counter's token decider; the counter becomes the service's decider."""
+    import os
+    import sys
+    from scanbridge.web.registry import ScannerRegistry
+    from scanbridge.web.server import CounterWeb
+    log = log or (lambda text: print(text, file=sys.stderr, flush=True))
+    counter = Counter(args.counter_db, token_decider=token_decider or service.decide,
+                      policy=Policy.from_args(args.offline_limit), default_till=args.till,
+                      order_ttl_s=args.order_ttl)
+    verifier = getattr(counter.token_decider, "__self__", None)
+    if verifier is not None and hasattr(verifier, "amount_for") and verifier.amount_for is None:
+        verifier.amount_for = counter.amount_for  # the code's amount cap is checked against the order
+    for spec in args.bind:
+        device, sep, till = spec.partition("=")
+        if not sep or not device or not till:
+            raise SystemExit("--bind wants DEVICE=TILL, not %r" % spec)
+        counter.orders.bind(device, till)
+    counter.attach(service)
+    registry = ScannerRegistry()
+    service.add_listener(registry.on_scan)
+    counter.start()
+    if args.backend:
+        try:
+            counter.start_delivery(args.backend, outbox_mod.read_secret(args.secret_file))
+        except OutboxError as e:
+            counter.stop()
+            raise SystemExit("scanbridge run: %s" % e)
+        log("counter: confirmations go to %s" % args.backend)
+    else:
+        log("counter: no --backend: confirmations wait in %s (scanbridge outbox list)" % args.counter_db)
+    web = None
+    if not args.no_web:
+        token = None
+        if args.web_token_file:
+            with open(args.web_token_file) as f:
+                token = f.read().strip() or None
+        else:
+            token = os.environ.get("SCANBRIDGE_WEB_TOKEN") or None
+        from scanbridge.web.server import WebConfigError
+        try:
+            web = CounterWeb(counter, registry, host=args.web_host, port=args.web_port, token=token).start()
+        except (WebConfigError, OSError) as e:
+            counter.stop()
+            raise SystemExit("scanbridge run: counter page: %s" % e)
+        log("counter: page at %s%s" % (web.url, " (token required)" if token else ""))
+    return CounterRuntime(counter, registry, web)

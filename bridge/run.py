@@ -82,6 +82,8 @@ def add_arguments(parser):
     parser.add_argument("--baud", type=int, default=115200)
     parser.add_argument("--json", action="store_true", help="one JSON object per scan")
     parser.add_argument("--seconds", type=float, default=0, help="stop after this long (0: until Ctrl-C)")
+    from scanbridge.counter import add_counter_arguments
+    add_counter_arguments(parser)
 
 
 def main(args) -> int:
@@ -89,9 +91,15 @@ def main(args) -> int:
         print("scanbridge run: give --port PATH (repeatable) or --auto", file=sys.stderr)
         return 2
     service = make_service(args)
+    runtime = None
+    if not args.no_counter:  # orders, outbox to the payment backend, counter page
+        from scanbridge.counter import start_counter
+        runtime = start_counter(args, service)
     service.add_listener(printer(args.json))
 
     def event(kind, data):
+        if runtime is not None:
+            runtime.link_event(kind, data)
         if kind in ("hello", "disconnected", "error"):
             print("[%s] %s" % (kind, json.dumps(data, default=str)), file=sys.stderr, flush=True)
 
@@ -110,4 +118,6 @@ def main(args) -> int:
             time.sleep(0.2)
     finally:
         fleet.stop()
+        if runtime is not None:
+            runtime.stop()
     return 0
