@@ -235,14 +235,19 @@ class MqttSession:
         while True:
             self._wake.clear()
             now = ticks_ms()
+            wait_ms = -1  # until something is sent: sleep until woken
             for item in list(self._queue):
                 session, seq, kind, payload, pid, sent, tries = item
                 if pid and not client.acked(pid):
-                    continue  # the client resends it until PUBACK
+                    wait_ms = 250  # the client resends it until PUBACK; look again soon
+                    continue
                 if pid and kind != wire.SCAN:
                     self._queue.remove(item)  # REPLY/SNAPSHOT: the broker has it; done
                     continue
-                if pid and ticks_diff(now, sent) < self.result_timeout_ms * min(1 << (tries - 1), 8):
+                left = self.result_timeout_ms * min(1 << (tries - 1), 8) - ticks_diff(now, sent) if pid else 0
+                if left > 0:
+                    if wait_ms < 0 or left < wait_ms:
+                        wait_ms = left
                     continue  # waiting for the RESULT
                 if not client.is_up:
                     continue
@@ -252,11 +257,16 @@ class MqttSession:
                 item[4] = await client.publish(t_scan if kind == wire.SCAN else t_reply, payload, 1)
                 item[5] = ticks_ms()
                 item[6] = tries + 1
+                wait_ms = 250
             if not client.is_up:
                 await client.up.wait()
                 continue
+            if wait_ms < 0:
+                # Nothing in flight: no timer at all (a fleet of idle scanners costs nothing).
+                await self._wake.wait()
+                continue
             try:
-                await asyncio.wait_for(self._wake.wait(), 0.25)
+                await asyncio.wait_for(self._wake.wait(), max(wait_ms, 20) / 1000)
             except asyncio.TimeoutError:
                 pass
 

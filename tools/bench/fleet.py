@@ -1,0 +1,268 @@
+"""`scanbridge bench fleet`: N scanners on WiFi publishing scans at R per second in total through a
+real Mosquitto to the bridge, measured from the scan's publish to its RESULT back at the scanner.
+
+The scanners are the firmware's own MQTT client and link (scanbridge_fw.mqtt_link.MqttSession),
+all multiplexed in one asyncio loop of this process; the bridge (paho, MQTT 5, shared
+subscription) runs in a second process, the broker in a third, with the configuration from
+deploy/mosquitto (password file + ACL). The anchor, measured in the same run on the same broker,
+is a bare paho QoS 1 publisher -> subscriber pair at the same rate (one way, no bridge)."""
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+DEVICE_PW = "fleet-device-pw"
+BRIDGE_USER, BRIDGE_PW = "fleet-bridge", "fleet-bridge-pw"
+SITE = "bench"
+
+
+def add_arguments(parser):
+    parser.add_argument("--scanners", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=100.0, help="scans per second, all scanners together")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--drain", type=float, default=15.0, help="seconds to wait for the last RESULTs")
+    parser.add_argument("--anchor-seconds", type=float, default=5.0)
+    parser.add_argument("--anchor-rate", type=float, default=0, help="default: --rate")
+    parser.add_argument("--no-anchor", action="store_true")
+    parser.add_argument("--json", action="store_true")
+
+
+def _raise_fd_limit(need: int) -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, max(soft, need)) if hard != resource.RLIM_INFINITY else max(soft, need)
+    if want > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    return want
+
+
+def _pct(values, q):
+    if not values:
+        return None
+    values = sorted(values)
+    return round(values[min(len(values) - 1, int(q * len(values)))], 3)
+
+
+# ---------------------------------------------------------------- bridge process
+
+
+def _decider():
+    """Signed-token verification when bridge/tokens exists; otherwise the ScanService default
+    plus a single-use check, so a duplicate that slips past the link's de-dupe is counted."""
+    from scanbridge.scan import REJECTED, Verdict, accept_well_formed
+    seen: dict[bytes, int] = {}
+    stats = {"decided": 0, "duplicate_payloads": 0}
+
+    def decide(scan):
+        stats["decided"] += 1
+        if scan.payload in seen:
+            stats["duplicate_payloads"] += 1
+            return Verdict(REJECTED, "replayed", "Already used")
+        seen[scan.payload] = 1
+        return accept_well_formed(scan)
+    return decide, stats, "ScanService default (accept_well_formed) + in-memory single-use set"
+
+
+def _bridge_worker(url, conn):
+    from scanbridge.link.mqtt import start_mqtt_link
+    from scanbridge.scan import ScanService
+    decide, dstats, name = _decider()
+    accepted = [0]
+    service = ScanService(decide)
+    service.add_listener(lambda scan, verdict: accepted.__setitem__(0, accepted[0] + verdict.accepted))
+    link = start_mqtt_link(url, service, site=SITE, group="bench", username=BRIDGE_USER,
+                           password=BRIDGE_PW, client_id="fleet-bridge-1", wait=10)
+    conn.send("ready")
+    conn.recv()  # "stop"
+    time.sleep(0.2)
+    conn.send({"accepted": accepted[0], "decider": name, **dstats, **link.stats()})
+    link.stop()
+
+
+# ---------------------------------------------------------------- scanners
+
+
+async def _fleet(port, n, rate, seconds, drain):
+    from scanbridge_fw import wire
+    from scanbridge_fw.mqtt_link import MqttSession
+
+    sent_at: dict[tuple, float] = {}
+    latencies: list[float] = []
+    results: dict[tuple, int] = {}
+    verdicts = {"accepted": 0, "other": 0}
+    links = []
+
+    def handler_for(i):
+        def on_msg(msg):
+            if msg.kind != wire.RESULT:
+                return
+            key = (i, msg.seq)
+            results[key] = results.get(key, 0) + 1
+            if results[key] == 1:
+                t0 = sent_at.get(key)
+                if t0 is not None:
+                    latencies.append((time.perf_counter() - t0) * 1000)
+                verdicts["accepted" if msg.data["verdict"] == wire.ACCEPTED else "other"] += 1
+        return on_msg
+
+    for i in range(n):
+        links.append(MqttSession("fleet%04d" % i, SITE, "127.0.0.1", port, password=DEVICE_PW,
+                                 hello={"fw": "bench"}, keepalive=60, queue_max=64,
+                                 result_timeout_ms=5000, handler=handler_for(i),
+                                 backoff=(200, 2000)))
+    t_connect = time.perf_counter()
+    tasks = [asyncio.create_task(link.run()) for link in links]
+    deadline = time.monotonic() + 60
+    while sum(link.up for link in links) < n:
+        if time.monotonic() > deadline:
+            raise RuntimeError("only %d of %d scanners connected" % (sum(l.up for l in links), n))
+        await asyncio.sleep(0.05)
+    connect_s = time.perf_counter() - t_connect
+
+    total = int(rate * seconds)
+    sent = 0
+    refused = 0
+    t0 = time.perf_counter()
+    while sent < total:
+        due = min(total, int((time.perf_counter() - t0) * rate) + 1)
+        while sent < due:
+            i = sent % n
+            link = links[i]
+            try:
+                seq = link.send(wire.SCAN, {"payload": b"FLEET-%d-%d" % (i, sent), "decode_ms": 1})
+            except wire.WireError:
+                refused += 1  # queue full: the scanner would show "busy"; counted, not hidden
+                sent += 1
+                continue
+            sent_at[(i, seq)] = time.perf_counter()
+            sent += 1
+        await asyncio.sleep(0.002)
+    send_s = time.perf_counter() - t0
+    end = time.monotonic() + drain
+    while len(results) < len(sent_at) and time.monotonic() < end:
+        await asyncio.sleep(0.05)
+    republished = sum(link.republished for link in links)
+    dup_results = sum(link.duplicates for link in links) + sum(c - 1 for c in results.values())
+    for link in links:
+        link.client.kill()
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return {"sent": len(sent_at), "refused_queue_full": refused, "answered": len(results),
+            "accepted": verdicts["accepted"], "not_accepted": verdicts["other"],
+            "lost": len(sent_at) - len(results), "duplicate_results": dup_results,
+            "republished": republished, "p50_ms": _pct(latencies, 0.50),
+            "p99_ms": _pct(latencies, 0.99), "max_ms": _pct(latencies, 1.0),
+            "connect_s": round(connect_s, 2), "send_s": round(send_s, 2)}
+
+
+# ---------------------------------------------------------------- anchor: bare paho QoS 1
+
+
+def _anchor(port, rate, seconds):
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+    lat: list[float] = []
+    got = [0]
+    done = threading.Event()
+    total = int(rate * seconds)
+
+    def on_message(client, userdata, msg):
+        lat.append((time.perf_counter() - float(msg.payload.decode())) * 1000)
+        got[0] += 1
+        if got[0] >= total:
+            done.set()
+
+    sub = paho.Client(CallbackAPIVersion.VERSION2, client_id="anchor-sub")
+    sub.username_pw_set(BRIDGE_USER, BRIDGE_PW)
+    sub.on_message = on_message
+    subscribed = threading.Event()
+    sub.on_subscribe = lambda *a: subscribed.set()
+    sub.on_connect = lambda c, *a: c.subscribe("sb/v1/%s/anchor0000/scan" % SITE, 1)
+    sub.connect("127.0.0.1", port)
+    sub.loop_start()
+    pub = paho.Client(CallbackAPIVersion.VERSION2, client_id="anchor0000")
+    pub.username_pw_set("anchor0000", DEVICE_PW)
+    pub.max_inflight_messages_set(1000)
+    pub.connect("127.0.0.1", port)
+    pub.loop_start()
+    subscribed.wait(10)
+    t0 = time.perf_counter()
+    for k in range(total):
+        while time.perf_counter() - t0 < k / rate:
+            time.sleep(0.0005)
+        pub.publish("sb/v1/%s/anchor0000/scan" % SITE, b"%.9f" % time.perf_counter(), qos=1)
+    done.wait(seconds + 15)
+    pub.loop_stop()
+    sub.loop_stop()
+    return {"rate": rate, "sent": total, "received": got[0], "lost": total - got[0],
+            "p50_ms": _pct(lat, 0.50), "p99_ms": _pct(lat, 0.99)}
+
+
+# ---------------------------------------------------------------- main
+
+
+def run(scanners, rate, seconds, drain=15.0, anchor_seconds=5.0, anchor_rate=0, anchor=True):
+    from scanbridge_tools.broker import Broker
+    limit = _raise_fd_limit(scanners * 2 + 256)
+    folder = Path(tempfile.mkdtemp(prefix="sb-fleet-"))
+    devices = {"fleet%04d" % i: DEVICE_PW for i in range(scanners)}
+    devices["anchor0000"] = DEVICE_PW
+    broker = Broker(folder, devices, {BRIDGE_USER: BRIDGE_PW}, persistence=False,
+                    max_connections=scanners + 64).start()
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    worker = ctx.Process(target=_bridge_worker, args=(broker.url, child), daemon=True)
+    worker.start()
+    try:
+        if not parent.poll(30) or parent.recv() != "ready":
+            raise RuntimeError("the bridge process did not start")
+        out = asyncio.run(_fleet(broker.port, scanners, rate, seconds, drain))
+        parent.send("stop")
+        bridge = parent.recv() if parent.poll(30) else {}
+        out.update({"scanners": scanners, "rate": rate, "seconds": seconds, "fd_limit": limit,
+                    "duplicates": out["duplicate_results"] + bridge.get("duplicate_payloads", 0),
+                    "bridge": bridge, "decider": bridge.get("decider")})
+        if anchor:
+            out["anchor"] = _anchor(broker.port, anchor_rate or rate, anchor_seconds)
+        return out
+    finally:
+        worker.join(5)
+        if worker.is_alive():
+            worker.terminate()
+        broker.kill()
+
+
+def main(args):
+    out = run(args.scanners, args.rate, args.seconds, args.drain, args.anchor_seconds,
+              args.anchor_rate, not args.no_anchor)
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print("fleet: %d scanners, %.0f scans/s for %.0f s through mosquitto (decider: %s)"
+          % (out["scanners"], out["rate"], out["seconds"], out["decider"]))
+    rows = [("sent", out["sent"]), ("accepted", out["accepted"]), ("lost", out["lost"]),
+            ("duplicates", out["duplicates"]), ("refused (queue full)", out["refused_queue_full"]),
+            ("republished", out["republished"]), ("p50 ms (publish -> RESULT)", out["p50_ms"]),
+            ("p99 ms", out["p99_ms"]), ("max ms", out["max_ms"]), ("connect all, s", out["connect_s"])]
+    if "anchor" in out:
+        a = out["anchor"]
+        rows += [("anchor: bare paho QoS1 at %.0f/s, received" % a["rate"], "%d/%d" % (a["received"], a["sent"])),
+                 ("anchor p50 ms (one way)", a["p50_ms"]), ("anchor p99 ms", a["p99_ms"])]
+    for k, v in rows:
+        print("  %-42s %s" % (k, v))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(__import__("argparse").Namespace(scanners=10, rate=50, seconds=3, drain=10,
+                                                   anchor_seconds=2, anchor_rate=0, no_anchor=False,
+                                                   json=True)))
