@@ -30,10 +30,16 @@ def make_link(board, cfg, hello):
 
 
 def session_id():
+    """A random 31-bit number per boot (the ESP32's hardware RNG behind os.urandom)."""
     try:
         b = os.urandom(4)
         return (b[0] << 24 | b[1] << 16 | b[2] << 8 | b[3]) & 0x7FFFFFFF
-    except Exception:  # no hardware RNG exposed: ticks differ enough between boots
+    except (AttributeError, OSError):  # ports without os.urandom
+        pass
+    try:
+        import random
+        return random.getrandbits(31) ^ ticks_ms()
+    except ImportError:
         return ticks_ms()
 
 
