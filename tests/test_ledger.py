@@ -221,3 +221,31 @@ def test_redis_reports_its_durability():
     if aof != "yes":
         assert "appendonly" in warning
     led.close()
+
+
+_OPEN_AT = r"""
+import sys, time
+from scanbridge.ledger.sqlite import SQLiteLedger
+t = float(sys.argv[2])
+while time.time() < t:
+    pass
+led = SQLiteLedger(sys.argv[1])
+print(led.claim(b"first", time.time() + 60))
+led.close()
+"""
+
+
+def test_sqlite_processes_creating_one_new_file_at_once(tmp_path):
+    """Several bridges started together on a fresh file: WAL switch and schema creation race
+    (SQLite refuses some of those locks without waiting); every one opens, one claim wins."""
+    for round_ in range(5):
+        path = str(tmp_path / ("new%d.db" % round_))
+        at = time.time() + 0.4
+        procs = [subprocess.Popen([sys.executable, "-c", _OPEN_AT, path, repr(at)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(3)]
+        outs = []
+        for p in procs:
+            out, err = p.communicate(timeout=60)
+            assert p.returncode == 0, err[-1500:]
+            outs.append(out.strip())
+        assert sorted(outs) == ["False", "False", "True"]

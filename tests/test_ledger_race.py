@@ -70,15 +70,19 @@ def test_two_bridge_processes_accept_each_token_once(backend, tmp_path):
            "redis": "redis://127.0.0.1:6379/0?prefix=sbrace:%s:" % tag,
            "postgres": "postgresql://postgres@127.0.0.1:5432/test?table=sbrace_%s" % tag}[backend]
     procs = [subprocess.Popen([sys.executable, __file__, str(trust_path), url, str(tokens_path), str(start_path),
-                               str(seed)], stdout=subprocess.PIPE, text=True) for seed in (1, 2)]
+                               str(seed)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for seed in (1, 2)]
     try:
         for p in procs:
-            assert p.stdout.readline().strip() == "ready"
+            line = p.stdout.readline().strip()
+            if line != "ready":
+                p.wait(timeout=30)
+                pytest.fail("bridge process did not start: %s" % p.stderr.read()[-2000:])
         start_path.write_text("go")
         results = []
         for p in procs:
-            out, _ = p.communicate(timeout=120)
-            assert p.returncode == 0
+            out, err = p.communicate(timeout=120)
+            assert p.returncode == 0, err[-2000:]
             results.append(json.loads(out.strip().splitlines()[-1]))
     finally:
         for p in procs:

@@ -57,14 +57,25 @@ class SQLiteLedger:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
                                        timeout=busy_timeout_ms / 1000)
             self._db.execute("PRAGMA busy_timeout=%d" % busy_timeout_ms)
-            if path != ":memory:":
-                mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-                if str(mode).lower() != "wal":
-                    raise LedgerError("SQLite ledger %s: could not switch to WAL (%s)" % (path, mode))
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
         except sqlite3.Error as e:
             raise LedgerError("SQLite ledger %s: %s" % (path, e)) from e
+        # Switching a new file to WAL and creating the table take locks that SQLite may refuse at
+        # once (no busy wait) while another process does the same: retry until the busy timeout.
+        deadline = time.monotonic() + busy_timeout_ms / 1000
+        while True:
+            try:
+                self._setup()
+                break
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) and "busy" not in str(e) or time.monotonic() > deadline:
+                    self._db.close()
+                    raise LedgerError("SQLite ledger %s: %s" % (path, e)) from e
+                time.sleep(0.01)
+            except (sqlite3.Error, LedgerError) as e:
+                self._db.close()
+                if isinstance(e, LedgerError):
+                    raise
+                raise LedgerError("SQLite ledger %s: %s" % (path, e)) from e
         self._db_lock = threading.Lock()
         self._next_prune = time.monotonic() + PRUNE_EVERY_S
         self._queue: "queue.SimpleQueue[Optional[_Request]]" = queue.SimpleQueue()
@@ -73,6 +84,14 @@ class SQLiteLedger:
         if group_commit:
             self._writer = threading.Thread(target=self._write_loop, name="ledger-commit", daemon=True)
             self._writer.start()
+
+    def _setup(self) -> None:
+        if self.path != ":memory:":
+            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise LedgerError("SQLite ledger %s: could not switch to WAL (%s)" % (self.path, mode))
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
 
     # -- the one place that writes ------------------------------------------------------------
     def _commit(self, items: Sequence[tuple]) -> list:
