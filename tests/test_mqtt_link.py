@@ -82,12 +82,13 @@ async def _collect(link, n, timeout=30.0):
     return got
 
 
-def test_scan_is_verified_and_its_result_reaches_that_scanner(broker):
+@pytest.mark.parametrize("workers", [1, 4], ids=["inline", "thread-pool"])
+def test_scan_is_verified_and_its_result_reaches_that_scanner(broker, workers):
     ledger = Ledger()
     seen = []
     service = ScanService(ledger.decide)
     service.add_listener(lambda scan, verdict: seen.append((scan, verdict)))
-    bridge = _bridge(broker, service)
+    bridge = _bridge(broker, service, workers=workers)
 
     async def scenario():
         s1, s2 = _scanner(broker, "dev1"), _scanner(broker, "dev2")

@@ -76,7 +76,7 @@ class MqttLink:
                  username: Optional[str] = None, password: Optional[str] = None,
                  client_id: Optional[str] = None, tls: Optional[dict] = None,
                  session_expiry: int = 300, keepalive: int = 30, dedupe_size: int = 200_000,
-                 receive_maximum: int = 1000):
+                 receive_maximum: int = 1000, workers: int = 1):
         self.service = service
         self.host, self.port, use_tls = parse_url(url)
         self.site = site
@@ -85,6 +85,14 @@ class MqttLink:
         self.session_expiry = session_expiry
         self.keepalive = keepalive
         self.receive_maximum = receive_maximum
+        # workers > 1: scans are decided on a thread pool, so a thread-safe decider with a
+        # group-committing ledger can batch claims instead of paying one commit per scan in
+        # paho's network thread. QoS 1 is then acked on receipt; the scanner's republish after
+        # a missing RESULT (not the broker) covers a bridge that dies mid-decision.
+        self._pool = None
+        if workers > 1:
+            from concurrent.futures import ThreadPoolExecutor
+            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="mqtt-scan")
         self._seen = _Seen(dedupe_size)
         self._sessions: OrderedDict = OrderedDict()  # (device, seq) -> session, for late verdicts
         self._presence: dict[str, dict] = {}
@@ -134,6 +142,8 @@ class MqttLink:
         return self
 
     def stop(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)  # answer what is being decided before leaving
         self.client.disconnect()
         self.client.loop_stop()
         for device in list(self._attached):
@@ -236,7 +246,8 @@ class MqttLink:
         prior = self._seen.get(key)
         if prior is not None:
             self.counters["duplicates"] += 1
-            self._publish_result(site, device, session, seq, prior[0])
+            if prior[0] is not None:  # None: being decided right now; its RESULT is on the way
+                self._publish_result(site, device, session, seq, prior[0])
             return
         if device not in self._attached:
             self._attached.add(device)
@@ -245,6 +256,13 @@ class MqttLink:
                          payload=data["payload"], decode_ms=data.get("decode_ms", 0),
                          quality=data.get("quality", 0))
         self.counters["scans"] += 1
+        if self._pool is not None:
+            self._seen.put(key, (None, scan))
+            self._pool.submit(self._decide, site, device, session, seq, key, scan)
+            return
+        self._decide(site, device, session, seq, key, scan)
+
+    def _decide(self, site, device, session, seq, key, scan):
         verdict = self.service.handle(scan)
         self._seen.put(key, (verdict, scan))
         self._sessions[(device, seq)] = (site, session)

@@ -33,6 +33,15 @@ def add_arguments(parser):
     parser.add_argument("--anchor-seconds", type=float, default=5.0)
     parser.add_argument("--anchor-rate", type=float, default=0, help="default: --rate")
     parser.add_argument("--no-anchor", action="store_true")
+    parser.add_argument("--decider", choices=("tokens", "plain"), default="tokens",
+                        help="tokens: signed tokens verified + single-use ledger (default when "
+                             "bridge/tokens exists); plain: ScanService default + a single-use set")
+    parser.add_argument("--ledger", default="", help="ledger URL for --decider tokens "
+                        "(default: an SQLite file in the bench's temp folder)")
+    parser.add_argument("--workers", type=int, default=1, help="bridge threads deciding scans")
+    parser.add_argument("--unlocked-service", action="store_true",
+                        help="experiment: let the bridge's ScanService run deciders concurrently "
+                             "(replaces its decision lock; the token decider is thread-safe)")
     parser.add_argument("--json", action="store_true")
 
 
@@ -54,43 +63,78 @@ def _pct(values, q):
 # ---------------------------------------------------------------- bridge process
 
 
-def _decider():
-    """Signed-token verification when bridge/tokens exists; otherwise the ScanService default
-    plus a single-use check, so a duplicate that slips past the link's de-dupe is counted."""
+def _decider(trust_json, ledger_url):
+    """Signed-token verification (issuer signature, expiry, single-use claim in an SQLite ledger)
+    when bridge/tokens is available; otherwise the ScanService default plus a single-use set."""
     from scanbridge.scan import REJECTED, Verdict, accept_well_formed
-    seen: dict[bytes, int] = {}
-    stats = {"decided": 0, "duplicate_payloads": 0}
+    stats = {"decided": 0}
+    if trust_json:
+        from scanbridge.ledger import open_ledger
+        from scanbridge.tokens import TrustStore, make_decider
+        verify = make_decider(TrustStore.from_json(trust_json), open_ledger(ledger_url))
 
-    def decide(scan):
+        def decide(scan):
+            stats["decided"] += 1
+            return verify(scan)
+        return decide, stats, "signed Ed25519 tokens: scanbridge.tokens verifier + SQLite ledger"
+    seen: set = set()
+
+    def decide_plain(scan):
         stats["decided"] += 1
         if scan.payload in seen:
-            stats["duplicate_payloads"] += 1
             return Verdict(REJECTED, "replayed", "Already used")
-        seen[scan.payload] = 1
+        seen.add(scan.payload)
         return accept_well_formed(scan)
-    return decide, stats, "ScanService default (accept_well_formed) + in-memory single-use set"
+    return decide_plain, stats, "ScanService default (accept_well_formed) + in-memory single-use set"
 
 
-def _bridge_worker(url, conn):
+class _NoLock:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _bridge_worker(url, trust_json, ledger_url, conn, workers=1, unlocked=False):
     from scanbridge.link.mqtt import start_mqtt_link
     from scanbridge.scan import ScanService
-    decide, dstats, name = _decider()
-    accepted = [0]
+    decide, dstats, name = _decider(trust_json, ledger_url)
+    reasons: dict[str, int] = {}
+
     service = ScanService(decide)
-    service.add_listener(lambda scan, verdict: accepted.__setitem__(0, accepted[0] + verdict.accepted))
+    if unlocked:
+        service._lock = _NoLock()  # experiment only (see --unlocked-service)
+    lock = threading.Lock()
+
+    def count(scan, verdict):
+        with lock:
+            reasons[verdict.reason] = reasons.get(verdict.reason, 0) + 1
+    service.add_listener(count)
     link = start_mqtt_link(url, service, site=SITE, group="bench", username=BRIDGE_USER,
-                           password=BRIDGE_PW, client_id="fleet-bridge-1", wait=10)
+                           password=BRIDGE_PW, client_id="fleet-bridge-1", wait=10, workers=workers)
     conn.send("ready")
     conn.recv()  # "stop"
     time.sleep(0.2)
-    conn.send({"accepted": accepted[0], "decider": name, **dstats, **link.stats()})
+    conn.send({"reasons": reasons, "decider": name, **dstats, **link.stats()})
     link.stop()
+
+
+def _mint(count):
+    """count signed tokens and the trust store JSON for them, or (None, None) without tokens."""
+    try:
+        from scanbridge_tools.mint import Issuer
+    except ImportError:
+        return None, None
+    issuer = Issuer.generate("ed25519", "Bench Wallet")
+    tokens = [issuer.mint(payer=b"bench", lifetime=3600) for _ in range(count)]
+    return tokens, json.dumps({"keys": [issuer.trust_entry()]})
 
 
 # ---------------------------------------------------------------- scanners
 
 
-async def _fleet(port, n, rate, seconds, drain):
+async def _fleet(port, n, rate, seconds, drain, tokens=None):
     from scanbridge_fw import wire
     from scanbridge_fw.mqtt_link import MqttSession
 
@@ -137,7 +181,8 @@ async def _fleet(port, n, rate, seconds, drain):
             i = sent % n
             link = links[i]
             try:
-                seq = link.send(wire.SCAN, {"payload": b"FLEET-%d-%d" % (i, sent), "decode_ms": 1})
+                payload = tokens[sent] if tokens else b"FLEET-%d-%d" % (i, sent)
+                seq = link.send(wire.SCAN, {"payload": payload, "decode_ms": 1})
             except wire.WireError:
                 refused += 1  # queue full: the scanner would show "busy"; counted, not hidden
                 sent += 1
@@ -210,7 +255,8 @@ def _anchor(port, rate, seconds):
 # ---------------------------------------------------------------- main
 
 
-def run(scanners, rate, seconds, drain=15.0, anchor_seconds=5.0, anchor_rate=0, anchor=True):
+def run(scanners, rate, seconds, drain=15.0, anchor_seconds=5.0, anchor_rate=0, anchor=True,
+        decider="tokens", ledger="", workers=1, unlocked=False):
     from scanbridge_tools.broker import Broker
     limit = _raise_fd_limit(scanners * 2 + 256)
     folder = Path(tempfile.mkdtemp(prefix="sb-fleet-"))
@@ -218,18 +264,25 @@ def run(scanners, rate, seconds, drain=15.0, anchor_seconds=5.0, anchor_rate=0, 
     devices["anchor0000"] = DEVICE_PW
     broker = Broker(folder, devices, {BRIDGE_USER: BRIDGE_PW}, persistence=False,
                     max_connections=scanners + 64).start()
+    tokens, trust_json = _mint(int(rate * seconds)) if decider == "tokens" else (None, None)
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    worker = ctx.Process(target=_bridge_worker, args=(broker.url, child), daemon=True)
+    worker = ctx.Process(target=_bridge_worker, daemon=True,
+                         args=(broker.url, trust_json, ledger or "sqlite:%s/ledger.db" % folder, child,
+                               workers, unlocked))
     worker.start()
     try:
         if not parent.poll(30) or parent.recv() != "ready":
             raise RuntimeError("the bridge process did not start")
-        out = asyncio.run(_fleet(broker.port, scanners, rate, seconds, drain))
+        out = asyncio.run(_fleet(broker.port, scanners, rate, seconds, drain, tokens))
         parent.send("stop")
         bridge = parent.recv() if parent.poll(30) else {}
+        # A duplicate is a scan answered twice at the scanner, or a token that reached the
+        # decider a second time (refused "replayed": it slipped past the link's de-dupe).
+        replayed = bridge.get("reasons", {}).get("replayed", 0)
         out.update({"scanners": scanners, "rate": rate, "seconds": seconds, "fd_limit": limit,
-                    "duplicates": out["duplicate_results"] + bridge.get("duplicate_payloads", 0),
+                    "workers": workers, "unlocked_service": unlocked,
+                    "duplicates": out["duplicate_results"] + replayed,
                     "bridge": bridge, "decider": bridge.get("decider")})
         if anchor:
             out["anchor"] = _anchor(broker.port, anchor_rate or rate, anchor_seconds)
@@ -243,7 +296,8 @@ def run(scanners, rate, seconds, drain=15.0, anchor_seconds=5.0, anchor_rate=0, 
 
 def main(args):
     out = run(args.scanners, args.rate, args.seconds, args.drain, args.anchor_seconds,
-              args.anchor_rate, not args.no_anchor)
+              args.anchor_rate, not args.no_anchor, args.decider, args.ledger, args.workers,
+              args.unlocked_service)
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
@@ -265,4 +319,5 @@ def main(args):
 if __name__ == "__main__":
     sys.exit(main(__import__("argparse").Namespace(scanners=10, rate=50, seconds=3, drain=10,
                                                    anchor_seconds=2, anchor_rate=0, no_anchor=False,
-                                                   json=True)))
+                                                   decider="tokens", ledger="", workers=1,
+                                                   unlocked_service=False, json=True)))
