@@ -1,0 +1,1 @@
+"""`scanbridge diag` internals: transports to the scanner, known-failure table, snapshot analysis."""

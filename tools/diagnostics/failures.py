@@ -1,0 +1,190 @@
+"""The well-known ways an ESP32 camera scanner fails, each detected from what the device reports
+(diag.info / diag.health / diag.camera / selftest / snapshot, and the text the board printed on
+the serial line) and named WITH ITS FIX. One table: add a row here, and a line to docs/fieldkit.md.
+
+Each row: id, title, fix, and a check(facts) that returns the evidence (a short string) or None.
+`facts` is the report dict built by diagnostics.report.gather()."""
+from __future__ import annotations
+
+import re
+
+
+def _texts(f) -> str:
+    """Every error-ish text the device gave: failures, camera error, self-test details, raw line."""
+    parts = [f.get("raw_text", "")]
+    h = f.get("health") or {}
+    parts += [str(x) for x in h.get("recent_failures", [])]
+    cam = f.get("camera") or {}
+    parts.append(str(cam.get("error", "")))
+    st = f.get("selftest") or {}
+    parts += [str((st.get(k) or {}).get("detail", "")) for k in ("camera", "leds", "buzzer", "decoder")]
+    parts += [str(e) for e in f.get("errors", {}).values()]
+    parts += f.get("logs", [])
+    return "\n".join(parts)
+
+
+def _search(pattern, f):
+    m = re.search(pattern, _texts(f), re.I)
+    return m.group(0).strip()[:120] if m else None
+
+
+def _camera_not_found(f):
+    return _search(r".*(0x105|ESP_ERR_NOT_FOUND|camera probe failed).*", f)
+
+
+def _sensor_unsupported(f):
+    return _search(r".*(0x20004|0x106\b|ESP_ERR_NOT_SUPPORTED|sensor not supported).*", f)
+
+
+def _camera_init(f):
+    if _camera_not_found(f) or _sensor_unsupported(f):
+        return None  # the specific rows above say more
+    return _search(r".*(camera init failed|camera_init_failed|no_camera_driver|camera_closed).*", f)
+
+
+def _brownout(f):
+    e = _search(r".*brownout.*", f)
+    if e:
+        return e
+    info = f.get("info") or {}
+    if info.get("reset_cause") == "brownout":
+        return "reset cause: brownout"
+    return None
+
+
+def _boot_loop(f):
+    info = f.get("info") or {}
+    n = info.get("boot_count")
+    if isinstance(n, int) and n >= 2:
+        return "%d boots in a row did not reach 'healthy' (reset cause %s)" % (n, info.get("reset_cause"))
+    return None
+
+
+def _no_psram(f):
+    e = _search(r".*(frame buffer malloc failed|fb_malloc|cam_dma_config|failed to allocate frame buffer).*", f)
+    if e:
+        return e
+    h = f.get("health") or {}
+    ps = h.get("psram_bytes")
+    if ps == 0 and (f.get("profile") or {}).get("psram", {}).get("required", True):
+        heap = (h.get("heap") or {}).get("total")
+        return "no PSRAM in use (Python heap %s bytes)" % heap
+    return None
+
+
+def _wrong_profile(f):
+    info = f.get("info") or {}
+    chip, want = info.get("chip"), info.get("profile_chip")
+    if chip and want and chip != want:
+        return "the board is %s but its profile (%s) is for %s" % (chip, info.get("board"), want)
+    return None
+
+
+def _focus(f):
+    s = f.get("snapshot") or {}
+    if s.get("verdict") == "out_of_focus":
+        return "snapshot sharpness %.2f (a focused code is above 0.35)" % s.get("sharpness", 0)
+    return None
+
+
+def _lighting(f):
+    s = f.get("snapshot") or {}
+    if s.get("verdict") in ("too_dark", "too_bright", "low_contrast"):
+        return "snapshot %s: mean %s, contrast %s" % (s["verdict"], s.get("mean"), s.get("contrast"))
+    return None
+
+
+def _decoder(f):
+    st = (f.get("selftest") or {}).get("decoder") or {}
+    if st and not st.get("ok"):
+        return "self-test decoder: %s" % st.get("detail")
+    return None
+
+
+def _link_noise(f):
+    """CRC errors and damaged frames mean a bad line; retransmits alone mostly mean a busy device,
+    so they count only when more than half of the frames needed one."""
+    link = f.get("link") or {}
+    dev = ((f.get("health") or {}).get("link")) or {}
+    bad = sum((d.get(k) or 0) for d in (link, dev) for k in ("crc_errors", "malformed"))
+    rtx = (link.get("retransmits") or 0) + (dev.get("retransmits") or 0)
+    sent = (link.get("sent") or 0) + (dev.get("sent") or 0)
+    if bad or (sent >= 20 and rtx * 2 > sent):
+        return "%d damaged frames (CRC/malformed), %d retransmits for %d frames sent" % (bad, rtx, sent)
+    return None
+
+
+def _low_heap(f):
+    heap = (f.get("health") or {}).get("heap") or {}
+    free, largest = heap.get("free"), heap.get("idf_largest")
+    if isinstance(free, int) and free < 20000:
+        return "only %d bytes of Python heap free" % free
+    if isinstance(largest, int) and largest < 8000:
+        return "largest free IDF block %d bytes (fragmented)" % largest
+    return None
+
+
+def _weak_wifi(f):
+    rssi = (f.get("health") or {}).get("wifi_rssi")
+    if isinstance(rssi, int) and rssi < -75:
+        return "WiFi RSSI %d dBm" % rssi
+    return None
+
+
+def _dropped_frames(f):
+    h = f.get("health") or {}
+    frames, failed = h.get("frames") or 0, h.get("capture_failed") or 0
+    if failed and failed * 20 > frames + failed:
+        return "%d of %d captures failed" % (failed, frames + failed)
+    return None
+
+
+KNOWN = [
+    ("camera_not_found", "Camera probe failed (0x105 ESP_ERR_NOT_FOUND)", _camera_not_found,
+     "Power first: a 5 V supply of at least 1 A and a short data cable (see hardware/power.md). Then "
+     "reseat the camera ribbon (latch open, contacts facing the board, latch closed). Then check the "
+     "board profile matches the board: `scanbridge flash provision --board ID`."),
+    ("camera_sensor_unsupported", "Camera sensor not supported (0x20004 / 0x106)", _sensor_unsupported,
+     "A clone or different sensor than the profile's: fit a genuine OV2640 module (see hardware/BOM.md)."),
+    ("camera_init_failed", "Camera init failed", _camera_init,
+     "Unplug for 5 s (a full power cycle, RST is not enough); make sure the image is a camera build of "
+     "MicroPython (`scanbridge flash image`); check the profile's pins."),
+    ("brownout", "Brownout resets (supply voltage dips)", _brownout,
+     "Use a 5 V >= 1 A supply and a short, thick USB cable (not a hub port); add 100-470 uF across 5V/GND; "
+     "keep the flash LED duty low; the app starts WiFi after the camera (hardware/power.md)."),
+    ("boot_loop", "Reset loop (boots that never became healthy)", _boot_loop,
+     "Usually power (see brownout) or a crash at start: read `scanbridge diag log`; after 3 bad boots "
+     "the app stays at the REPL so `scanbridge flash deploy` can fix it."),
+    ("no_psram", "No PSRAM / frame buffer malloc failed", _no_psram,
+     "Set frame_size QVGA and fb_count 1 (profile); if the board was sold with PSRAM and shows none, "
+     "replace it (a PSRAM-less ESP32-CAM cannot run the camera driver)."),
+    ("wrong_board_profile", "Wrong board profile", _wrong_profile,
+     "Provision with this board's profile: `scanbridge flash provision -p PORT --board ID` "
+     "(`scanbridge flash boards` lists them)."),
+    ("lens_focus", "Lens focused too far for a phone at ~10 cm", _focus,
+     "Twist the OV2640 lens counter-clockwise in small steps (break the glue dot first) while "
+     "running `scanbridge diag snapshot` until the code is sharp at 10 cm (hardware/mounting.md)."),
+    ("lighting", "Too dark, too bright or washed out", _lighting,
+     "Turn the illumination on (`config.set light true`), tilt away from glare, ask for full screen "
+     "brightness; keep the scanner out of direct sunlight."),
+    ("decoder_fault", "The device's decoder failed its self-test", _decoder,
+     "Redeploy the firmware (`scanbridge flash deploy --force`); if it persists, report the self-test output."),
+    ("link_noise", "Serial link errors (CRC errors / retransmits)", _link_noise,
+     "Use a short USB data cable, another USB port, no unpowered hub; check both ends use 115200 baud."),
+    ("low_heap", "Low or fragmented memory", _low_heap,
+     "Reboot the scanner; if it comes back, report `scanbridge diag --json` (a leak)."),
+    ("weak_wifi", "Weak WiFi signal", _weak_wifi,
+     "Move the scanner or the access point closer, away from metal; use the serial link at this counter."),
+    ("dropped_frames", "Many failed camera captures", _dropped_frames,
+     "Reseat the camera ribbon; check power (brownout); lower frame_size."),
+]
+
+
+def detect(facts: dict) -> list[dict]:
+    """The known failures these facts show, in table order, each with its evidence and fix."""
+    found = []
+    for fid, title, check, fix in KNOWN:
+        evidence = check(facts)
+        if evidence:
+            found.append({"id": fid, "title": title, "evidence": evidence, "fix": fix})
+    return found
