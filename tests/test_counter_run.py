@@ -69,3 +69,50 @@ def test_run_with_counter_page_and_backend(tmp_path):
         scanner.stop()
         backend.stop()
     assert SECRET not in out + err + "".join(err_lines)
+
+
+@pytest.mark.timeout(120)
+def test_kill_9_the_bridge_mid_delivery_and_restart(tmp_path):
+    """Confirmations already in the bridge's outbox (scans taken while the backend was away) are
+    being delivered by `scanbridge run` when it is killed with SIGKILL; the restarted bridge
+    delivers the rest and the one in flight again; the backend counts each once."""
+    import signal
+
+    from scanbridge.outbox import CONFIRMATION, Database, Outbox
+    backend = BackendServer(str(tmp_path / "backend.db"), SECRET.encode(), control=True).start()
+    backend.backend.hold_ms = 150
+    db = str(tmp_path / "counter.db")
+    ob = Outbox(Database(db))
+    keys = []
+    with ob.db.transaction() as c:
+        for i in range(30):
+            key = "%024x" % (0xBEEF00 + i)
+            keys.append(key)
+            ob.enqueue(c, CONFIRMATION, key, {"confirmation_id": key, "order_id": "o-%d" % i, "amount": 100 + i,
+                                              "currency": "USD", "token_id": key, "scanner": "s", "till": "till-1"})
+    env = dict(os.environ, SCANBRIDGE_BACKEND_SECRET=SECRET)
+    cmd = [sys.executable, "-m", "scanbridge.cli", "run", "--port", str(tmp_path / "no-such-tty"),
+           "--counter-db", db, "--backend", backend.url, "--no-web"]
+    try:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        end = time.monotonic() + 30
+        while time.monotonic() < end and not (backend.backend.stats()["records"] >= 5 and backend.backend.holding):
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        at_kill = backend.backend.stats()["records"]
+        assert 5 <= at_kill < 30 and ob.counts()["delivered"] < at_kill
+        backend.backend.hold_ms = 0
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        end = time.monotonic() + 30
+        while time.monotonic() < end and ob.counts()["delivered"] < 30:
+            time.sleep(0.05)
+        proc.terminate()
+        proc.wait(10)
+        stats = backend.backend.stats()
+        recs = backend.backend.records()
+    finally:
+        backend.stop()
+    assert ob.counts() == {"pending": 0, "delivered": 30, "dead": 0}
+    assert sorted(r["confirmation_id"] for r in (x["answer"] for x in recs)) == sorted(keys)
+    assert stats["records"] == 30 and stats["replayed"] >= 1
