@@ -16,7 +16,6 @@ import os
 import ssl
 import threading
 import time
-import uuid
 from collections import OrderedDict
 from typing import Callable, Optional
 from urllib.parse import urlparse
@@ -81,7 +80,9 @@ class MqttLink:
         self.host, self.port, use_tls = parse_url(url)
         self.site = site
         self.group = group
-        self.client_id = client_id or "bridge-%s-%s" % (os.uname().nodename, uuid.uuid4().hex[:8])
+        # Stable by default, so a restarted bridge finds its session (and the scans queued in it);
+        # two bridges on one host in one group need distinct ids (--mqtt-client-id).
+        self.client_id = client_id or "bridge-%s-%s" % (os.uname().nodename, group)
         self.session_expiry = session_expiry
         self.keepalive = keepalive
         self.receive_maximum = receive_maximum
@@ -329,3 +330,32 @@ def start_mqtt_link(url: str, service: ScanService, site: str = "+", group: str 
     link = MqttLink(service, url, site=site, group=group, username=username, password=password,
                     client_id=client_id, tls=tls, **kw)
     return link.start(wait=wait)
+
+
+def add_mqtt_arguments(parser) -> None:
+    """The MQTT options of `scanbridge run` (the lead wires: add_mqtt_arguments(parser) in
+    add_arguments, and `link = start_from_args(args, service)` when args.mqtt is set)."""
+    g = parser.add_argument_group("MQTT (scanners on WiFi)")
+    g.add_argument("--mqtt", metavar="URL", help="broker, e.g. mqtt://127.0.0.1:1883 or mqtts://broker:8883")
+    g.add_argument("--mqtt-user", help="this bridge's broker username")
+    g.add_argument("--mqtt-password-file", help="file holding the password (else $SCANBRIDGE_MQTT_PASSWORD)")
+    g.add_argument("--mqtt-site", default="+", help="serve one site's scanners ('+': every site)")
+    g.add_argument("--mqtt-group", default="bridges", help="shared-subscription group of the bridges that split the scans")
+    g.add_argument("--mqtt-client-id", help="stable id: the broker keeps this bridge's session across restarts")
+    g.add_argument("--mqtt-ca", help="CA certificate for mqtts://")
+    g.add_argument("--mqtt-cert", help="client certificate (mutual TLS)")
+    g.add_argument("--mqtt-key", help="client key (mutual TLS)")
+    g.add_argument("--mqtt-workers", type=int, default=1, help="threads deciding scans (thread-safe decider)")
+
+
+def start_from_args(args, service: ScanService) -> MqttLink:
+    password = None
+    if getattr(args, "mqtt_password_file", None):
+        with open(args.mqtt_password_file, encoding="utf-8") as f:
+            password = f.read().strip()
+    tls = None
+    if args.mqtt_ca or args.mqtt_cert:
+        tls = {"ca": args.mqtt_ca, "cert": args.mqtt_cert, "key": args.mqtt_key}
+    return start_mqtt_link(args.mqtt, service, site=args.mqtt_site, group=args.mqtt_group,
+                           username=args.mqtt_user, password=password,
+                           client_id=args.mqtt_client_id, tls=tls, workers=args.mqtt_workers)
