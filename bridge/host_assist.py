@@ -305,3 +305,62 @@ class HostAssist:
             d["pending"] = self.reassembler.pending()
             d["last_error"] = str(self.errors[-1]) if self.errors else None
             return d
+
+
+# ---------------------------------------------------------------- answering the scanner
+
+
+def reply_args(result: AssistResult) -> dict:
+    """Arguments of the COMMAND "assist.result" that hands the scanner what the bridge read
+    (firmware/assist.py feeds them into its normal scan path; at most 4 payloads)."""
+    import base64
+    return {"id": result.id, "payloads": [base64.b64encode(p).decode("ascii") for p in result.payloads[:4]]}
+
+
+class Responder:
+    """Listener that answers each scanner whose snapshot yielded payloads with "assist.result".
+
+    `send_command(device, cmd, args)` is the link's command call (it may block waiting for the
+    REPLY), so it runs on one worker thread, never on the link thread that delivered the chunk;
+    a bounded queue keeps a flood of snapshots from piling up."""
+
+    def __init__(self, send_command: Callable[[str, str, dict], object], queue_max: int = 8):
+        import queue
+        self.send_command = send_command
+        self.sent = 0
+        self.failed = 0
+        self.dropped = 0
+        self.last_error: Optional[str] = None
+        self._q: "queue.Queue" = queue.Queue(maxsize=queue_max)
+        self._thread = threading.Thread(target=self._run, name="host-assist-reply", daemon=True)
+        self._thread.start()
+
+    def __call__(self, result: AssistResult) -> None:
+        import queue
+        if not result.ok or not result.payloads:
+            return
+        try:
+            self._q.put_nowait(result)
+        except queue.Full:
+            self.dropped += 1
+            self.last_error = "reply queue full: snapshot %d from %s not answered" % (result.id, result.device)
+
+    def _run(self) -> None:
+        while True:
+            result = self._q.get()
+            if result is None:
+                return
+            try:
+                self.send_command(result.device, "assist.result", reply_args(result))
+                self.sent += 1
+            except Exception as e:  # a scanner gone away must not kill the worker; counted, shown
+                self.failed += 1
+                self.last_error = "assist.result to %s: %s" % (result.device, e)
+
+    def close(self, timeout: float = 2.0) -> None:
+        import queue
+        try:
+            self._q.put(None, timeout=timeout)
+        except queue.Full:
+            return  # the worker is stuck in a command call; it is a daemon thread
+        self._thread.join(timeout)

@@ -246,3 +246,62 @@ def test_snapshot_over_a_pty_into_the_bridge_serial_link():
         link.stop()
         os.close(master)
         os.close(slave)
+
+
+def test_fallback_round_trip_device_frame_to_bridge_and_payload_back():
+    """Host-assist fallback end to end in one process: the device's decoder misses, the failing
+    QVGA frame goes out as SNAPSHOT chunks over wire.Link, the bridge decodes it with zxing-cpp,
+    the Responder answers "assist.result", and the payload comes out of the device's decode()."""
+    import asyncio
+
+    from scanbridge.host_assist import Responder
+    from scanbridge_fw import assist, commands, config
+
+    gray, w, h = scenes.render_scene(PAYLOAD, 320, 240, angle_deg=8, blur=0.5, noise=2)
+
+    class Board:
+        name = "t"
+
+    class App:
+        pass
+
+    class AppLink:
+        wire = wire.Link({"device": "cam-9"}, 3)
+
+    async def main():
+        cfg = config.defaults()
+        cfg.update(host_assist="fallback", host_assist_misses=2, host_assist_every_ms=60000)
+        app = App()
+        app.board, app.config, app.link = Board(), cfg, AppLink()
+        dec = assist.Assisted(lambda g, ww, hh: [], app.board, cfg)
+        dec.attach(app)
+        bridge = wire.Link({"bridge": "t"}, 4)
+        ha = HostAssist()
+        outbox = []
+        responder = Responder(lambda dev, cmd, args: outbox.append((dev, cmd, args)))
+        ha.add_listener(responder)
+        now = 0
+        try:
+            for _ in range(2000):
+                got = dec(gray, w, h)
+                if got:
+                    return got, ha, responder, outbox
+                await asyncio.sleep(0)
+                for msg in bridge.receive(app.link.wire.poll(now), now):
+                    if msg.kind == wire.SNAPSHOT:
+                        ha.on_event("snapshot", {"device": "cam-9", **msg.data})
+                app.link.wire.receive(bridge.poll(now), now)
+                while outbox:
+                    dev, cmd, args = outbox.pop(0)
+                    assert dev == "cam-9"
+                    reply = await commands.dispatch(app, {"id": 1, "cmd": cmd, "args": args})
+                    assert reply["ok"], reply
+                now += 10
+                await asyncio.sleep(0.001)
+            raise AssertionError("no assisted payload; assist %s, device %s" % (ha.status(), dec.counts))
+        finally:
+            responder.close()
+
+    got, ha, responder, outbox = asyncio.run(main())
+    assert got == [PAYLOAD.encode()]
+    assert ha.status()["decoded"] == 1 and responder.sent == 1 and responder.failed == 0
