@@ -332,3 +332,27 @@ def test_scanner_restart_drops_stale_results():
         gate.set()
         link.stop()
         dev.close()
+
+
+def test_a_failing_listener_does_not_stop_the_link():
+    service = ScanService()
+    calls = []
+
+    def bad_listener(scan, verdict):
+        calls.append(scan.payload)
+        if scan.payload == b"boom":
+            raise RuntimeError("listener bug")
+    service.add_listener(bad_listener)
+    dev = ScriptedDevice()
+    link = SerialLink(dev.path, service).start()
+    try:
+        dev.link.start()
+        assert dev.pump_until(lambda: link.device_id == "scripted-1")
+        dev.link.send(wire.SCAN, {"payload": b"boom"})
+        dev.link.send(wire.SCAN, {"payload": b"after"})
+        assert dev.pump_until(lambda: any(m.kind == wire.RESULT for m in dev.got) and calls == [b"boom", b"after"])
+        assert any(e.startswith("internal_error") for e in link.errors)
+        assert link._thread.is_alive()
+    finally:
+        link.stop()
+        dev.close()

@@ -111,6 +111,9 @@ class SerialLink:
                     self._error("port_lost", str(e))
                     self.on_event("disconnected", {"port": self.port, "reason": str(e)})
                     log.warning("%s: lost (%s); reopening", self.port, e)
+            except Exception as e:  # a bug must not silently end this port's thread
+                log.exception("%s: link error; reopening", self.port)
+                self._error("internal_error", repr(e))
             finally:
                 self._close()
             self._stop.wait(self.reopen_s)
@@ -157,7 +160,13 @@ class SerialLink:
                     self._flush()  # acks first
                     self._report_wire_errors()
                 for msg in msgs:
-                    self._handle(msg, t_rx)
+                    try:
+                        self._handle(msg, t_rx)
+                    except (serial.SerialException, OSError):
+                        raise
+                    except Exception as e:  # e.g. a listener's bug: report, keep serving
+                        log.exception("%s: handling %s", self.port, msg.name)
+                        self._error("internal_error", "%s: %r" % (msg.name, e))
             with self._lock:
                 if self.wire.next_deadline(_now_ms()) == 0:
                     self._flush()
