@@ -146,3 +146,31 @@ class Broker:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def _cli(argv=None) -> int:
+    """python -m scanbridge_tools.broker entry USER   (password on stdin) -> one passwd line
+    python -m scanbridge_tools.broker acl BRIDGE...                    -> the acl_file text"""
+    import argparse
+    import getpass
+    import sys
+    p = argparse.ArgumentParser(prog="python -m scanbridge_tools.broker")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    e = sub.add_parser("entry", help="a password_file line; the password is read from stdin")
+    e.add_argument("user")
+    a = sub.add_parser("acl", help="the ACL file for these bridge users")
+    a.add_argument("bridges", nargs="+")
+    args = p.parse_args(argv)
+    if args.cmd == "entry":
+        pw = getpass.getpass("password for %s: " % args.user) if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+        if not pw:
+            print("empty password refused", file=sys.stderr)
+            return 2
+        print(password_entry(args.user, pw))
+    else:
+        sys.stdout.write(acl_file(args.bridges))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_cli())
