@@ -18,7 +18,9 @@ class Binarizer:
         self.bits = bytearray(width * height)  # 1 = dark
         nb = ((width + 3) // 4) * ((height + 3) // 4)  # enough for the smallest block size
         self._avg = bytearray(nb)
-        self._thr = bytearray(nb)
+        self.thr = bytearray(nb)  # per-block thresholds of the last run
+        self.bs = 8
+        self.bw = 1
 
     def run(self, gray, strategy):
         bs, radius, bias = strategy
@@ -28,9 +30,11 @@ class Binarizer:
         bh = (h + bs - 1) // bs
         if radius > (min(bw, bh) - 1) // 2:
             radius = max(0, (min(bw, bh) - 1) // 2)
+        self.bs = bs
+        self.bw = bw
         kernels.block_stats(gray, w, h, bs, bw, bh, _MIN_RANGE, self._avg)
-        kernels.block_smooth(self._avg, bw, bh, radius, bias, self._thr)
-        return kernels.apply_threshold(gray, w, h, bs, bw, self._thr, self.bits)
+        kernels.block_smooth(self._avg, bw, bh, radius, bias, self.thr)
+        return kernels.apply_threshold(gray, w, h, bs, bw, self.thr, self.bits)
 
     def invert(self):
         kernels.invert(self.bits, self.width * self.height)

@@ -20,12 +20,14 @@ class Decoder:
         self._raw = bytearray(tables.total_codewords(max_version))
         self._data = bytearray(tables.total_codewords(max_version))
         self._block = bytearray(160)
+        self._gray = b""
         self.stats = None  # optional dict the bench fills with per-stage timings
 
     def decode(self, gray):
         n = self.width * self.height
         if len(gray) < n:
             raise ValueError("QR_SHORT_BUFFER: %d bytes for a %dx%d frame" % (len(gray), self.width, self.height))
+        self._gray = gray
         for strategy in binarize.STRATEGIES:
             self.binarizer.run(gray, strategy)
             for inverted in (False, True):
@@ -33,7 +35,9 @@ class Decoder:
                     self.binarizer.invert()
                 found = self._scan()
                 if found:
+                    self._gray = b""
                     return found
+        self._gray = b""
         return []
 
     def _scan(self):
@@ -120,11 +124,19 @@ class Decoder:
         score = fitter.refine(bits, w, h, src, pts, ms, 3)
         if score < n * 0.6:
             return None  # the function patterns do not line up: wrong size or not a code
+        p = self._sample_and_read(bits, w, h, tl, tr, bl, size, version, depth, src, pts, ms)
+        if p is not None:
+            return p
+        # The fixed patterns fit but the data does not: move the far corner by grey contrast.
+        fitter.refine_corner(self._gray, w, h, src, pts, size, self.binarizer, ms)
+        return self._sample_and_read(bits, w, h, tl, tr, bl, size, version, depth, src, pts, ms)
+
+    def _sample_and_read(self, bits, w, h, tl, tr, bl, size, version, depth, src, pts, ms):
         sampler = self.sampler
         g = sampler.grid
         for mirrored in (False, True):
             if mirrored:
-                pts[1], pts[2] = pts[2], pts[1]
+                pts = [pts[0], pts[2], pts[1], pts[3]]
             hom = perspective.solve(src, pts)
             if hom is None:
                 return None

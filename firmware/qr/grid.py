@@ -157,3 +157,36 @@ class Fitter:
                     return best
             step *= 0.5
         return best
+
+    def contrast(self, gray, w, h, src, pts, size, binz):
+        hom = perspective.solve(src, pts)
+        if hom is None or not perspective.to_fixed(hom, self.coef):
+            return -1
+        return kernels.grid_contrast(gray, w, h, self.coef, size, binz.thr, binz.bs, binz.bw)
+
+    def refine_corner(self, gray, w, h, src, pts, size, binz, ms):
+        """Move the far corner (pts[3]) to where module centres sit deepest inside their
+        modules: the fit for version 1, and for codes whose alignment pattern was missed."""
+        best = self.contrast(gray, w, h, src, pts, size, binz)
+        step = ms
+        for _ in range(4):
+            improved = True
+            passes = 0
+            while improved and passes < 6:
+                improved = False
+                passes += 1
+                for axis in (0, 1):
+                    for sgn in (1, -1):
+                        old = pts[3]
+                        if axis == 0:
+                            pts[3] = (old[0] + sgn * step, old[1])
+                        else:
+                            pts[3] = (old[0], old[1] + sgn * step)
+                        s = self.contrast(gray, w, h, src, pts, size, binz)
+                        if s > best:
+                            best = s
+                            improved = True
+                        else:
+                            pts[3] = old
+            step *= 0.5
+        return best

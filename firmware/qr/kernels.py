@@ -330,3 +330,34 @@ def score_grid(b_buf, w: int, h: int, coef_buf, tmpl_buf, n: int) -> int:
                     good += 1
         i += 1
     return good
+
+
+def grid_contrast(img_buf, w: int, h: int, coef_buf, size: int, thr_buf, bs: int, bw: int) -> int:
+    """Sum over all module centres of |grey - local threshold|: largest when the centres sit
+    in the middle of their modules, so it scores a fit where no fixed pattern can."""
+    img = ptr8(img_buf)
+    coef = ptr32(coef_buf)
+    thr = ptr8(thr_buf)
+    total = 0
+    r = 0
+    while r < size:
+        v = 2 * r + 1
+        nx = coef[0] + coef[1] * v + coef[2]
+        ny = coef[3] + coef[4] * v + coef[5]
+        dd = coef[6] + coef[7] * v + coef[8]
+        c = 0
+        while c < size:
+            if dd > 0:
+                x = nx // dd
+                y = ny // dd
+                if 0 <= x and x < w and 0 <= y and y < h:
+                    e = img[y * w + x] - thr[(y // bs) * bw + x // bs]
+                    if e < 0:
+                        e = -e
+                    total += e
+            nx += 2 * coef[0]
+            ny += 2 * coef[3]
+            dd += 2 * coef[6]
+            c += 1
+        r += 1
+    return total
