@@ -267,6 +267,7 @@ class MQTTClient:
         self._stop = False
         self._sub_pid = -1
         self.session_present = False
+        self._reported = False
 
     # -- public
     async def publish(self, topic, payload, qos=1, retain=False):
@@ -350,7 +351,8 @@ class MQTTClient:
                 return self._pid
 
     def _fail(self, code, err):
-        if self._writer is not None:  # the first reason a connection died is the one to report
+        if not self._reported:  # the first reason a connection died is the one to report
+            self._reported = True
             self.last_error = "%s: %s" % (code, err)
         self._close()
 
@@ -380,6 +382,7 @@ class MQTTClient:
         self._last_tx = ticks_ms()
 
     async def _connect(self):
+        self._reported = False
         kw = {}
         if self.ssl:
             kw["ssl"] = self.ssl
