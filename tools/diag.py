@@ -6,6 +6,8 @@
     scanbridge diag -p PORT selftest | info | health | camera | latency [--count N]
     scanbridge diag -p PORT log [--seconds S]        live log (scans, results, failures, STATUS)
     scanbridge diag failures                         the known-failure table with fixes
+    scanbridge diag --mqtt mqtt://HOST --site S --device D --user U [ACTION]   over MQTT
+                                            (password from SCANBRIDGE_MQTT_PASSWORD or a prompt)
 Add --json for machine-readable output. Over serial the port must be free (stop `scanbridge run`)."""
 from __future__ import annotations
 
@@ -30,6 +32,10 @@ def add_arguments(parser):
     parser.add_argument("--seconds", type=float, default=0, help="log: stop after this long (0: Ctrl-C)")
     parser.add_argument("--no-selftest", action="store_true", help="report: skip the self-test (LEDs, beep)")
     parser.add_argument("--no-snapshot", action="store_true", help="report: skip the snapshot")
+    parser.add_argument("--mqtt", metavar="URL", help="diagnose over MQTT instead (mqtt://host:port)")
+    parser.add_argument("--site", default="default", help="MQTT: the scanner's site")
+    parser.add_argument("--device", help="MQTT: the scanner's device id")
+    parser.add_argument("--user", help="MQTT: broker user (a bridge user)")
     parser.add_argument("--json", action="store_true")
 
 
@@ -43,12 +49,12 @@ def main(args) -> int:
             for r in rows:
                 print("%-26s %s\n%26s fix: %s" % (r["id"], r["title"], "", r["fix"]))
         return 0
-    if not args.port:
-        print("scanbridge diag: give the scanner's port with -p (see `scanbridge ports`)", file=sys.stderr)
+    if not args.port and not args.mqtt:
+        print("scanbridge diag: give the scanner's port with -p (see `scanbridge ports`) or --mqtt URL",
+              file=sys.stderr)
         return 2
-    from scanbridge_tools.diagnostics.serial_transport import SerialDiag
     try:
-        with SerialDiag(args.port, args.baud, args.timeout) as t:
+        with _transport(args) as t:
             result = _run(args, t)
     except DiagError as e:
         if args.json:
@@ -68,6 +74,21 @@ def main(args) -> int:
     if args.action == "report":
         return 3 if result.get("findings") else 0
     return 0
+
+
+def _transport(args):
+    if args.mqtt:
+        import getpass
+        import os
+        from scanbridge_tools.diagnostics.mqtt_transport import MqttDiag
+        if not args.device:
+            raise DiagError("bad_option", "--mqtt needs --device ID")
+        password = os.environ.get("SCANBRIDGE_MQTT_PASSWORD")
+        if password is None and args.user and sys.stdin.isatty():
+            password = getpass.getpass("MQTT password for %s: " % args.user)
+        return MqttDiag(args.mqtt, args.site, args.device, args.user, password, args.timeout)
+    from scanbridge_tools.diagnostics.serial_transport import SerialDiag
+    return SerialDiag(args.port, args.baud, args.timeout)
 
 
 def _run(args, t):
