@@ -159,10 +159,14 @@ class Counter:
         return self.deliverer.start()
 
     def start(self, sweep_s: float = 1.0) -> "Counter":
-        """Expire overdue orders in the background (so the page sees the timeout)."""
+        """Expire overdue orders in the background (so the page sees the timeout), and checkpoint
+        the WAL there rather than inside a scan's commit."""
+        self.db.checkpoint_in_background()
+
         def loop():
             while not self._stop.wait(sweep_s):
                 self.orders.expire_due()
+                self.db.checkpoint()
         self._ticker = threading.Thread(target=loop, name="order-expiry", daemon=True)
         self._ticker.start()
         return self

@@ -70,6 +70,7 @@ class Database:
 
     def __init__(self, path: str, busy_timeout_ms: int = 10000):
         self.path = path
+        self._busy_timeout_ms = busy_timeout_ms
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
                                     timeout=busy_timeout_ms / 1000)
         self.conn.row_factory = sqlite3.Row
@@ -83,6 +84,23 @@ class Database:
         self.conn.execute("PRAGMA synchronous=FULL")
         self.lock = threading.RLock()
         self._depth = 0
+        self._ckpt: Optional[sqlite3.Connection] = None
+
+    def checkpoint_in_background(self) -> None:
+        """From now on the caller runs checkpoint() every second or so, from its own thread: the
+        WAL is copied back into the database (and that file synced) there, not inside whichever
+        scan's commit crosses SQLite's automatic checkpoint threshold."""
+        if self.path == ":memory:" or self._ckpt is not None:
+            return
+        self._ckpt = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                     timeout=self._busy_timeout_ms / 1000)
+        with self.lock:
+            self.conn.execute("PRAGMA wal_autocheckpoint=0")
+
+    def checkpoint(self) -> None:
+        """A PASSIVE checkpoint on its own connection: never waits for the scan path's writers."""
+        if self._ckpt is not None:
+            self._ckpt.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     @contextmanager
     def transaction(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
@@ -126,6 +144,8 @@ class Database:
     def close(self) -> None:
         with self.lock:
             self.conn.close()
+        if self._ckpt is not None:
+            self._ckpt.close()
 
 
 def canonical_json(obj) -> bytes:

@@ -89,6 +89,7 @@ def measure_counter(n: int, tmp: str, deliver: bool = True, ledger_kind: str = "
     counter = Counter(os.path.join(tmp, "counter-%s.db" % tag)).with_tokens(
         TrustStore([issuer.trusted_key(now - 3600, now + 3600)]), ledger)
     service = counter.attach(ScanService())
+    counter.start()  # as `scanbridge run` does: expiry sweep + WAL checkpoints off the scan path
     secret = b"bench-secret"
     backend = BackendServer(os.path.join(tmp, "backend-%s.db" % tag), secret).start() if deliver else None
     if backend is not None:
