@@ -114,6 +114,19 @@ def test_switch_cut_between_its_renames_is_finished_on_next_contact(repl, builds
     assert _live_hashes(repl.path) == _want(b)
 
 
+def test_boot_py_finishes_a_cut_switch_before_the_app_starts(repl, builds):
+    """No technician around: the board's own boot.py takes the verified new app."""
+    a_dir, a, b_dir, b = builds
+    dep.deploy(repl.path, a_dir)
+    dep.deploy(repl.path, b_dir)
+    with Device(repl.path) as d:
+        d.exec("import os\nos.rename(%r,%r)" % (dep.LIVE, dep.STAGING))
+        out = d.exec("import sys\nif '/lib' not in sys.path: sys.path.append('/lib')\n"
+                     "exec(open('/boot.py').read())\nprint(open('/bootcount').read())")
+        assert out.split() == [b"1"]  # the boot guard ran from the restored app
+    assert _live_hashes(repl.path) == _want(b)
+
+
 def test_unverified_staging_is_never_switched_in(repl, builds):
     a_dir, a, b_dir, _ = builds
     dep.deploy(repl.path, a_dir)
