@@ -71,3 +71,10 @@ def test_busy_device_retransmits_are_not_called_noise():
 def test_table_ids_are_unique():
     ids = [row[0] for row in KNOWN]
     assert len(ids) == len(set(ids))
+
+
+def test_every_known_failure_is_documented():
+    from pathlib import Path
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "fieldkit.md").read_text()
+    for fid, *_ in KNOWN:
+        assert "`%s`" % fid in doc, "docs/fieldkit.md does not list %s" % fid
