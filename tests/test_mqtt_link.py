@@ -289,3 +289,35 @@ def test_results_published_while_the_scanner_is_away_reach_it_on_return(broker):
     bridge.stop()
     assert first.data["verdict"] == wire.PENDING
     assert late.seq == seq and late.data["verdict"] == wire.ACCEPTED
+
+
+def test_a_redelivered_scan_is_answered_again_but_decided_once(broker):
+    """QoS 1 redelivery / scanner republish: same (device, session, seq) -> the first verdict
+    again, the decider (and the ledger behind it) is not asked twice. A malformed body is
+    answered with a reason code instead of silence."""
+    ledger = Ledger()
+    bridge = _bridge(broker, ScanService(ledger.decide))
+    got = []
+
+    async def scenario():
+        c = MQTTClient("dev1", "127.0.0.1", broker.port, user="dev1", password=DEVICES["dev1"],
+                       subscriptions=[(topics.topic(SITE, "dev1", topics.RESULT), 1)],
+                       on_message=lambda t, p, r, d: got.append(topics.unpack(p)))
+        task = asyncio.create_task(c.run())
+        await asyncio.wait_for(c.up.wait(), 10)
+        scan = topics.pack(wire.SCAN, 5, 9, {"payload": b"ONCE"})
+        for _ in range(3):
+            await c.publish(topics.topic(SITE, "dev1", topics.SCAN), scan, 1)
+        bad = topics.pack(wire.SCAN, 5, 10, {"payload": b""})[:10]  # header + 2 bytes of body
+        await c.publish(topics.topic(SITE, "dev1", topics.SCAN), bad, 1)
+        await _wait(lambda: len(got) >= 4, what="four RESULTs")
+        await c.disconnect()
+        task.cancel()
+
+    asyncio.run(scenario())
+    stats = bridge.stats()
+    bridge.stop()
+    assert ledger.calls == 1 and stats["duplicates"] == 2 and stats["malformed"] == 1
+    answers = [(kind, session, seq, data["verdict"], data["reason"]) for kind, session, seq, data in got]
+    assert answers[:3] == [(wire.RESULT, 5, 9, wire.ACCEPTED, "ok")] * 3
+    assert answers[3] == (wire.RESULT, 5, 10, wire.REJECTED, "malformed")

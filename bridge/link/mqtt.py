@@ -96,6 +96,7 @@ class MqttLink:
             self._pool = ThreadPoolExecutor(workers, thread_name_prefix="mqtt-scan")
         self._seen = _Seen(dedupe_size)
         self._sessions: OrderedDict = OrderedDict()  # (device, seq) -> session, for late verdicts
+        self._sessions_lock = threading.Lock()
         self._presence: dict[str, dict] = {}
         self._presence_lock = threading.Lock()
         self._presence_listeners: list[PresenceListener] = []
@@ -266,14 +267,16 @@ class MqttLink:
     def _decide(self, site, device, session, seq, key, scan):
         verdict = self.service.handle(scan)
         self._seen.put(key, (verdict, scan))
-        self._sessions[(device, seq)] = (site, session)
-        if len(self._sessions) > 65536:
-            self._sessions.popitem(last=False)
+        with self._sessions_lock:  # pool threads write here at once
+            self._sessions[(device, seq)] = (site, session)
+            if len(self._sessions) > 65536:
+                self._sessions.popitem(last=False)
         self._publish_result(site, device, session, seq, verdict)
 
     def _send_result(self, scan: ScanEvent, verdict: Verdict) -> None:
         """ScanService.update(): a later verdict for a scan this link delivered."""
-        found = self._sessions.get((scan.device_id, scan.seq))
+        with self._sessions_lock:
+            found = self._sessions.get((scan.device_id, scan.seq))
         if found is None:
             return
         site, session = found
@@ -285,7 +288,8 @@ class MqttLink:
                 "reason": verdict.reason, "text": verdict.text}
         self.client.publish(topics.topic(site, device, topics.RESULT),
                             topics.pack(wire.RESULT, session, seq, body), qos=1)
-        self.counters["results"] += 1
+        with self._sessions_lock:
+            self.counters["results"] += 1
 
     def _answer_malformed(self, topic, payload, err):
         try:
