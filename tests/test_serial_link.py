@@ -356,3 +356,25 @@ def test_a_failing_listener_does_not_stop_the_link():
     finally:
         link.stop()
         dev.close()
+
+
+def test_auto_discovery_adds_scanners_plugged_in_later(monkeypatch):
+    from scanbridge.link import discovery
+    plugged = []
+    monkeypatch.setattr(discovery, "find_scanners", lambda ports=None: list(plugged))
+    rec = Recorder()
+    fleet = SerialFleet(ScanService(rec.decide))
+    vs, frames, results = _scanner(device_id="auto-1")
+    try:
+        fleet.watch_usb(interval_s=0.05)
+        time.sleep(0.2)
+        assert fleet.links == {}
+        # the "USB adapter" appears (a pty stands in for /dev/ttyUSB0)
+        plugged.append(discovery.FoundPort(vs.path, "1a86:7523", "CH340", "", "", ""))
+        assert _wait(lambda: vs.path in fleet.links and fleet.links[vs.path].device_id == "auto-1")
+        frames.show(b"auto-code")
+        assert _next_result(results)["payload"] == b"auto-code"
+        assert len(fleet.links) == 1  # found again on every rescan, linked once
+    finally:
+        fleet.stop()
+        vs.stop()
