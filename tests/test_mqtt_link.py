@@ -321,3 +321,26 @@ def test_a_redelivered_scan_is_answered_again_but_decided_once(broker):
     answers = [(kind, session, seq, data["verdict"], data["reason"]) for kind, session, seq, data in got]
     assert answers[:3] == [(wire.RESULT, 5, 9, wire.ACCEPTED, "ok")] * 3
     assert answers[3] == (wire.RESULT, 5, 10, wire.REJECTED, "malformed")
+
+
+def test_a_silent_scanner_is_shown_offline_when_its_keepalive_runs_out(broker):
+    """WiFi gone without a TCP goodbye: the socket stays open but nothing comes; the broker
+    gives up after 1.5 x keepalive and publishes the will."""
+    bridge = _bridge(broker, ScanService())
+
+    async def scenario():
+        s = MqttSession("dev2", SITE, "127.0.0.1", broker.port, password=DEVICES["dev2"], keepalive=1)
+        task = asyncio.create_task(s.run())
+        await asyncio.wait_for(s.client.up.wait(), 10)
+        await _wait(lambda: bridge.presence().get("dev2", {}).get("online") is True, what="online")
+        task.cancel()  # the client stops: no pings, no FIN (its socket is still open)
+        await asyncio.sleep(0)
+        await _wait(lambda: bridge.presence()["dev2"]["online"] is False, timeout=10, what="will")
+        w = s.client._writer
+        still_open = w is not None and not w.is_closing()
+        s.client.kill()
+        return still_open
+
+    still_open = asyncio.run(scenario())
+    bridge.stop()
+    assert still_open  # it was the keepalive, not a closed socket, that fired the will
