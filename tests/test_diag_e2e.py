@@ -39,7 +39,7 @@ def _blurred(frame, radius):
 @pytest.fixture()
 def scanner():
     cam = Camera(blank())
-    vs = VirtualScanner(cam, fps=30, rto_ms=100, device_id="scan-diag-1").start()
+    vs = VirtualScanner(cam, fps=4, rto_ms=100, device_id="scan-diag-1").start()
     vs.camera = cam
     yield vs
     vs.stop()

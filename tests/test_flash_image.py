@@ -114,3 +114,18 @@ def test_real_esptool_parses_our_arguments(tmp_path):
         assert "exited with" not in e.value.message, e.value.message
         assert e.value.code in ("esptool_failed", "device_timeout")
         assert "ttyNOPE98" in e.value.message
+
+
+def test_cli_refuses_a_wrong_file_and_an_unknown_board(tmp_path):
+    import json
+    import subprocess
+    import sys
+    exe = str(Path(sys.executable).with_name("scanbridge"))
+    bad = tmp_path / "firmware.uf2"
+    bad.write_bytes(b"UF2\n" + bytes(100))
+    p = subprocess.run([exe, "flash", "image", "-p", "/dev/ttyUSB9", str(bad), "--json"], capture_output=True, text=True)
+    assert p.returncode == 1 and json.loads(p.stdout)["error"]["code"] == "image_invalid"
+    good = _image(tmp_path / "mp.bin", 0)
+    p = subprocess.run([exe, "flash", "image", "-p", "/dev/ttyUSB9", str(good), "--board", "esp8266-toaster"],
+                       capture_output=True, text=True)
+    assert p.returncode == 1 and "unknown_board" in p.stderr and "ai-thinker-esp32-cam" in p.stderr
