@@ -295,7 +295,9 @@ class MqttLink(AppLink):
         if networks:
             from scanbridge_fw import wifi
             if wlan is None:
-                wlan = board.wlan() if hasattr(board, "wlan") else wifi.station()
+                if not hasattr(board, "wlan"):
+                    raise wire.WireError("no_wifi", "board %s has no WiFi in its HAL" % getattr(board, "name", "?"))
+                wlan = board.wlan()
             self.wifi = wifi.WiFi(wlan, networks)
 
     def _on_message(self, msg):

@@ -12,12 +12,6 @@ except ImportError:
 from scanbridge_fw.mqtt import backoff_ms, ticks_diff, ticks_ms
 
 
-def station():
-    """The ESP32's station interface (the HAL's WLAN); only on the device."""
-    import network  # type: ignore
-    return network.WLAN(network.STA_IF)
-
-
 def order_networks(known, seen):
     """Known networks ordered by signal strength in a scan; unseen ones (hidden SSIDs) last.
 

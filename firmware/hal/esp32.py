@@ -133,3 +133,8 @@ class Esp32Board(_Base):
 
     def reset(self):
         machine.reset()
+
+    def wlan(self):
+        """The WiFi station interface, for scanbridge_fw.wifi (link "mqtt")."""
+        import network
+        return network.WLAN(network.STA_IF)
