@@ -18,7 +18,7 @@ import time
 from scanbridge_tools import scenes
 from scanbridge_tools.bench import decode as bench
 
-BLUR_SIGMAS = (0.0, 0.5, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5)
+BLUR_SIGMAS = (0.0, 0.5, 1.0, 1.25, 1.5, 1.625, 1.75, 1.875, 2.0, 2.5)
 BLUR_MODULE_PX = 4.0
 MODULE_PXS = (1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.5)
 MODULE_BLUR = 0.5
@@ -62,7 +62,7 @@ def sweep_points(per_point, seed):
     return points
 
 
-def run_sweep(decoders, per_point=10, seed=1, width=320, height=240, progress=None):
+def run_sweep(decoders, per_point=20, seed=1, width=320, height=240, progress=None):
     """{decoder: {axis: {value: [ok, total]}}} plus seconds spent per decoder."""
     out = {name: {"blur": {}, "module_px": {}} for name in decoders}
     seconds = {name: 0.0 for name in decoders}
@@ -131,7 +131,7 @@ def format_table(results):
 
 
 def add_arguments(parser):
-    parser.add_argument("--per-point", type=int, default=10, help="scenes per sweep point (default 10)")
+    parser.add_argument("--per-point", type=int, default=20, help="scenes per sweep point (default 20)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", default=DEFAULT_OUT, help="PNG plot path (default %s); '' for none" % DEFAULT_OUT)
     parser.add_argument("--json", action="store_true")
