@@ -48,6 +48,14 @@ class Device:
             raise FlashError("port_busy", "cannot open %s: %s" % (self.port, e),
                              "check permissions (dialout group / udev rule) and other programs")
         try:
+            # ESP32-CAM-MB: DTR/RTS drive IO0/EN through the usual two-transistor circuit; pyserial
+            # opened with both asserted (neither pin pulled). Release RTS first: the step between
+            # is "DTR alone" (IO0 low, harmless while running), never "RTS alone" (EN low: reset).
+            self.t.serial.rts = False
+            self.t.serial.dtr = False
+        except (OSError, ValueError):  # a pty or an adapter without modem lines
+            pass
+        try:
             self.t.enter_raw_repl(soft_reset=soft_reset, timeout_overall=self.timeout_s)
         except Exception as e:
             self.close()
