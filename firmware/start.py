@@ -4,6 +4,7 @@ import asyncio
 import os
 
 from scanbridge_fw import bootguard
+from scanbridge_fw import assist  # registers the host-assist config keys before load()
 from scanbridge_fw import mqtt_settings  # noqa: F401  registers the WiFi/MQTT config keys before load()
 from scanbridge_fw import config as config_mod
 from scanbridge_fw.app import App, hello_for
@@ -59,7 +60,9 @@ def main():
     board.open_camera(cfg["frame_size"])
     from scanbridge_fw.qr import decode  # pyright: ignore[reportAttributeAccessIssue]
     link = make_link(board, cfg, hello_for(board, cfg))
-    app = App(board, link, decode, cfg, on_healthy=bootguard.healthy)
+    assisted = assist.Assisted(decode, board, cfg)  # host-assist fallback when config says so
+    app = App(board, link, assisted, cfg, on_healthy=bootguard.healthy)
+    assisted.attach(app)
     app.last_error = config_error
     reason = asyncio.run(app.run())
     if reason == "reboot":
