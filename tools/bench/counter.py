@@ -6,7 +6,7 @@ A scanner stand-in speaks the wire protocol on a pty (the device side of wire.Li
 the real Counter: Ed25519 verification against a trust store, the single-use ledger
 claim, the order completion and the outbox entry in ONE SQLite transaction (WAL,
 synchronous=FULL: one disk sync per scan; scanbridge.counter.CounterLedger), while the delivery worker forwards confirmations to the reference backend
-on loopback. Before each scan the counter has an open order (created outside the timing).
+on loopback (its own records on tmpfs: it stands for a server elsewhere). Before each scan the counter has an open order (created outside the timing).
 Measured: SCAN fully received by the bridge -> RESULT written (bridge-added).
 Anchors in the same run: the same path with the plain accept-anything decider (link + wire only),
 and one SQLite commit with synchronous=FULL on the same disk (what durability costs)."""
@@ -91,7 +91,11 @@ def measure_counter(n: int, tmp: str, deliver: bool = True, ledger_kind: str = "
     service = counter.attach(ScanService())
     counter.start()  # as `scanbridge run` does: expiry sweep + WAL checkpoints off the scan path
     secret = b"bench-secret"
-    backend = BackendServer(os.path.join(tmp, "backend-%s.db" % tag), secret).start() if deliver else None
+    # The backend stands for the merchant's server elsewhere: its disk syncs are not the counter
+    # PC's, so its records go to tmpfs when there is one.
+    btmp = "/dev/shm" if os.path.isdir("/dev/shm") else tmp
+    bpath = os.path.join(btmp, "sb-bench-backend-%d-%s.db" % (os.getpid(), tag))
+    backend = BackendServer(bpath, secret).start() if deliver else None
     if backend is not None:
         counter.start_delivery(backend.url, secret)
     verdicts: list = []
@@ -107,6 +111,9 @@ def measure_counter(n: int, tmp: str, deliver: bool = True, ledger_kind: str = "
         counter.stop()
         if backend is not None:
             backend.stop()
+            for suffix in ("", "-wal", "-shm"):
+                if os.path.exists(bpath + suffix):
+                    os.remove(bpath + suffix)
         counter.ledger.close()
     return added, {"accepted": verdicts.count("accepted"), "orders_completed": completed, "outbox": counts}
 
