@@ -144,7 +144,10 @@ def _build(args):
     from scanbridge_tools.build import BuildError, build
     if args.build:
         return Path(args.build)
+    import atexit
+    import shutil
     out = Path(tempfile.mkdtemp(prefix="scanbridge-build-"))
+    atexit.register(shutil.rmtree, out, True)  # a throw-away build for this run only
     try:
         build(out)
     except BuildError as e:
