@@ -357,9 +357,12 @@ class CounterRuntime:
         self.counter.stop()
 
 
-def start_counter(args, service: ScanService, token_decider=None, log=None) -> CounterRuntime:
+def start_counter(args, service: ScanService, token_decider=None, log=None, trust_store=None,
+                  ledger=None) -> CounterRuntime:
     """Build and start the counter around `service`: its current decider (token verification, if
-    configured) becomes the counter's token decider; the counter becomes the service's decider."""
+    configured) becomes the counter's token decider; the counter becomes the service's decider.
+    Given `trust_store`, the counter verifies codes itself with `ledger`, or by default with the
+    CounterLedger in its own file (one disk sync per scan; use Redis/PostgreSQL for several PCs)."""
     import os
     import sys
     from scanbridge.web.registry import ScannerRegistry
@@ -368,6 +371,8 @@ def start_counter(args, service: ScanService, token_decider=None, log=None) -> C
     counter = Counter(args.counter_db, token_decider=token_decider or service.decide,
                       policy=Policy.from_args(args.offline_limit), default_till=args.till,
                       order_ttl_s=args.order_ttl)
+    if trust_store is not None:
+        counter.with_tokens(trust_store, ledger)
     verifier = getattr(counter.token_decider, "__self__", None)
     if verifier is not None and hasattr(verifier, "amount_for") and verifier.amount_for is None:
         verifier.amount_for = counter.amount_for  # the code's amount cap is checked against the order

@@ -273,7 +273,7 @@ class Deliverer:
     def __init__(self, outbox: Outbox, backend_url: str, secret: bytes, *, max_attempts: int = 12,
                  base_delay_s: float = 0.5, max_delay_s: float = 300.0, timeout_s: float = 10.0,
                  apply: Optional[ApplyAnswer] = None, on_change: Optional[Callable[[dict], None]] = None,
-                 poll_s: float = 1.0, clock: Callable[[], float] = time.time):
+                 poll_s: float = 1.0, clock: Callable[[], float] = time.time, interactive_max_attempts: int = 5):
         parts = urlsplit(backend_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise OutboxError("bad_backend_url", backend_url)
@@ -286,6 +286,9 @@ class Deliverer:
         self.prefix = parts.path.rstrip("/")
         self._secret = secret  # never logged, never in reprs
         self.max_attempts = max_attempts
+        # an authorization or acquirer payment has a customer waiting at the counter: it gives up
+        # (dead letter, the scanner hears "backend_unavailable") after a few seconds, not half an hour
+        self.interactive_max_attempts = min(max_attempts, interactive_max_attempts)
         self.base_delay_s = base_delay_s
         self.max_delay_s = max_delay_s
         self.timeout_s = timeout_s
@@ -359,7 +362,8 @@ class Deliverer:
         if status is not None and 200 <= status < 300:
             return self._finish(row, DELIVERED, attempts, status, None, answer, now)
         retryable = status is None or status >= 500 or status in RETRYABLE_STATUS
-        if not retryable or attempts >= self.max_attempts:
+        limit = self.max_attempts if row["kind"] == CONFIRMATION else self.interactive_max_attempts
+        if not retryable or attempts >= limit:
             why = error if retryable else "non-retryable HTTP %s: %s" % (status, error)
             return self._finish(row, DEAD, attempts, status, why, answer, now)
         delay = backoff_delay(attempts, self.base_delay_s, self.max_delay_s)

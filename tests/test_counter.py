@@ -256,3 +256,26 @@ def test_claim_order_and_confirmation_are_one_transaction(tmp_path):
     counter.orders.create(100, "USD")
     assert sc.scan(tok).reason == "replayed"
     counter.stop()
+
+
+def test_backend_unreachable_for_an_authorization_gives_up_and_reopens(tmp_path):
+    issuer = Issuer.generate()
+    now = time.time()
+    counter = Counter(str(tmp_path / "c.db")).with_tokens(TrustStore([issuer.trusted_key(now - 60, now + 60)]))
+    service = counter.attach(ScanService())
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there
+    counter.start_delivery("http://127.0.0.1:%d" % port, SECRET, base_delay_s=0.02, max_delay_s=0.05)
+    sc = Scanner(service)
+    order = counter.orders.create("99.00", "USD")
+    assert sc.scan(issuer.mint(payer=b"hank")).verdict == "pending"
+    final = sc.final(sc.seq)
+    assert (final.verdict, final.reason) == ("rejected", "backend_unavailable")
+    o = counter.orders.get(order.id)
+    assert o.state == "open" and o.reason == "backend_unavailable"
+    dead = counter.outbox.list("dead")
+    assert len(dead) == 1 and dead[0]["attempts"] == 5 and dead[0]["kind"] == "authorization"
+    counter.stop()
