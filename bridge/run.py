@@ -96,14 +96,24 @@ def main(args) -> int:
         from scanbridge.counter import start_counter
         runtime = start_counter(args, service)
     service.add_listener(printer(args.json))
+    from scanbridge.host_assist import HostAssist, Responder
+    assist = HostAssist()  # decodes snapshots from scanners in host-assist fallback mode
 
     def event(kind, data):
+        assist.on_event(kind, data)
         if runtime is not None:
             runtime.link_event(kind, data)
         if kind in ("hello", "disconnected", "error"):
             print("[%s] %s" % (kind, json.dumps(data, default=str)), file=sys.stderr, flush=True)
 
     fleet = SerialFleet(service, baud=args.baud, on_event=event)
+
+    def command(device, cmd, cargs):
+        for link in list(fleet.links.values()):
+            if link.device_id == device:
+                return link.command(cmd, cargs)
+        raise LookupError("no serial link serves %s" % device)
+    assist.add_listener(Responder(command))  # hands what zxing-cpp read back to the scanner
     for p in args.port:
         fleet.add(p)
     if args.auto:

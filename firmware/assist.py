@@ -118,8 +118,8 @@ _current = {}  # "assisted": the Assisted in use, for the command below
 
 def _assist_result(app, args):
     a = _current.get("assisted")
-    if a is None:
-        raise commands.CommandError("assist_off", "host assist is not enabled on this scanner")
+    if a is None or a.mode() != "fallback":
+        raise commands.CommandError("assist_off", "host assist is off on this scanner (config host_assist)")
     payloads = args.get("payloads")
     if not isinstance(payloads, list) or len(payloads) > _INBOX_MAX:
         raise commands.CommandError("bad_args", "payloads: a list of at most %d base64 strings" % _INBOX_MAX)

@@ -305,3 +305,53 @@ def test_fallback_round_trip_device_frame_to_bridge_and_payload_back():
     got, ha, responder, outbox = asyncio.run(main())
     assert got == [PAYLOAD.encode()]
     assert ha.status()["decoded"] == 1 and responder.sent == 1 and responder.failed == 0
+
+
+def test_fallback_through_the_virtual_scanner_and_bridge_serial_link():
+    """The real firmware app (virtual scanner on a pty) in fallback mode, the bridge's real
+    SerialLink with HostAssist + Responder: the code the device cannot read reaches the bridge's
+    ScanService as an ordinary SCAN, and the scanner shows the verdict. The device decoder here
+    is a stand-in that reads nothing (the condition fallback mode exists for)."""
+    from scanbridge.host_assist import Responder
+    from scanbridge.scan import ScanService
+    from scanbridge_fw import assist
+    from scanbridge_tools.virtual_scanner.frames import Frame, QueuedStream
+    from scanbridge_tools.virtual_scanner.scanner import VirtualScanner
+
+    gray, w, h = scenes.render_scene(PAYLOAD, 320, 240, angle_deg=-6, blur=0.6, noise=2)
+    frames = QueuedStream(hold=100000, gap=0)
+    frames.show(Frame(gray, w, h, [PAYLOAD.encode()], "assist"))
+    cfg = {"host_assist": "fallback", "host_assist_misses": 3, "host_assist_every_ms": 500}
+    dec = assist.Assisted(lambda g, ww, hh: [], None, cfg)
+    vs = VirtualScanner(frames, fps=50, rto_ms=100, config=cfg, decode=dec, device_id="vs-assist")
+    events = []
+    vs.listeners.append(lambda e, d: events.append((e, d)))
+    scans = []
+    service = ScanService()
+    service.add_listener(lambda scan, verdict: scans.append((scan, verdict)))
+    ha = HostAssist()
+    link = None
+    responder = None
+    try:
+        vs.start()
+        dec.attach(vs.app)
+        link = SerialLink(vs.path, service, on_event=ha.on_event).start()
+        responder = Responder(lambda device, cmd, args: link.command(cmd, args))
+        ha.add_listener(responder)
+        end = time.monotonic() + 30
+        while time.monotonic() < end and not any(e == "result" for e, _ in events):
+            time.sleep(0.05)
+        assert scans, "no scan; assist %s, responder sent %d failed %d (%s), device %s" % (
+            ha.status(), responder.sent, responder.failed, responder.last_error, dec.counts)
+        scan, verdict = scans[0]
+        assert scan.payload == PAYLOAD.encode() and scan.device_id == "vs-assist"
+        assert verdict.accepted
+        results = [d for e, d in events if e == "result"]
+        assert results[0]["payload"] == PAYLOAD.encode() and results[0]["verdict"] == "accepted"
+        assert dec.counts["snapshots"] >= 1 and dec.counts["assisted"] >= 1
+    finally:
+        if link is not None:
+            link.stop()
+        if responder is not None:
+            responder.close()
+        vs.stop()

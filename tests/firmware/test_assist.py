@@ -142,3 +142,7 @@ async def test_bad_assist_result_is_refused_with_a_reason():
         reply = await commands.dispatch(app, {"id": 2, "cmd": "assist.result", "args": args})
         assert not reply["ok"] and reply["error"]["code"] == code, reply
     assert dec.inbox == []
+    app.config = _cfg(mode="off")  # switched off with config.set: the bridge's answers are refused
+    reply = await commands.dispatch(app, {"id": 3, "cmd": "assist.result", "args": {"payloads": ["QQ=="]}})
+    assert not reply["ok"] and reply["error"]["code"] == "assist_off"
+    assert dec.inbox == []
