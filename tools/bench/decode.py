@@ -287,6 +287,21 @@ def format_table(tallies, title=""):
     return "\n".join(lines)
 
 
+def decoder_revision():
+    """The last commit touching firmware/qr (+ "-dirty" with local edits), for the run record;
+    None outside a git checkout."""
+    import subprocess
+    qr = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "firmware", "qr")
+    try:
+        rev = subprocess.run(["git", "log", "-1", "--format=%h", "--", "."], cwd=qr, capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=qr, capture_output=True,
+                               text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (rev + ("-dirty" if dirty else "")) if rev else None
+
+
 # ---------------------------------------------------------------- CLI
 
 
@@ -314,11 +329,16 @@ def main(args):
         return 2
     t0 = time.time()
     tallies = run(items, decoders, fit)
+    rev = decoder_revision() if "scanbridge" in decoders else None
     if args.json:
-        print(json.dumps(results_json(tallies, args.detail)))
+        out = results_json(tallies, args.detail)
+        if args.detail:
+            out["detail"]["decoder_revision"] = rev
+        print(json.dumps(out))
         return 0
-    title = "bench decode %s%s: %d images x %d rotations, %.0f s" % (
-        args.dir, " --fit %dx%d" % fit if fit else "", len(items), len(ROTATIONS), time.time() - t0)
+    title = "bench decode %s%s: %d images x %d rotations, %.0f s%s" % (
+        args.dir, " --fit %dx%d" % fit if fit else "", len(items), len(ROTATIONS), time.time() - t0,
+        ", firmware/qr at %s" % rev if rev else "")
     print(format_table(tallies, title))
     if args.detail:
         for n, t in tallies.items():
