@@ -41,6 +41,10 @@ def scanner():
     cam = Camera(blank())
     vs = VirtualScanner(cam, fps=4, rto_ms=100, device_id="scan-diag-1").start()
     vs.camera = cam
+    deadline = time.monotonic() + 20
+    while vs.status()["frames"] < 1:  # the app has taken and decoded its first frame
+        assert time.monotonic() < deadline, "virtual scanner never took a frame"
+        time.sleep(0.05)
     yield vs
     vs.stop()
 
