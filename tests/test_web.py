@@ -108,6 +108,14 @@ def test_api_orders_guards_and_live_events(counter):
         assert doc["outbox"]["pending"] == 1
         assert call(base + "/api/orders/%s/cancel" % order["id"], "POST", {})[1]["error"] == "order_closed"
         assert call(base + "/../../etc/passwd")[0] == 404
+        entry = counter.outbox.list()[0]
+        assert call(base + "/api/outbox/%d/retry" % entry["id"], "POST", {})[:2] == (409, {"retried": False})
+        with counter.db.transaction() as c:  # as if the backend had refused it for good
+            c.execute("UPDATE outbox SET state='dead', last_error='HTTP 401' WHERE id=?", (entry["id"],))
+        st, doc, _ = call(base + "/api/state")
+        assert doc["outbox"]["dead"] == 1 and doc["dead"][0]["last_error"] == "HTTP 401"
+        assert call(base + "/api/outbox/%d/retry" % entry["id"], "POST", {})[:2] == (200, {"retried": True})
+        assert counter.outbox.get(entry["id"])["state"] == "pending"
     finally:
         web.stop()
 
