@@ -4,12 +4,22 @@ from . import binarize, codewords, finders, formatinfo, grid, perspective, segme
 from . import version as versioninfo
 
 MAX_VERSION = 40
+MIN_MODULE_PX = 2  # below two pixels per module a camera frame does not resolve the code
+
+
+def max_version_for(width, height):
+    """The largest version whose modules can still be 2 px wide in this frame (buffers are
+    sized for it): 25 at QVGA, 40 at VGA."""
+    v = (min(width, height) // MIN_MODULE_PX - 17) // 4
+    return max(1, min(MAX_VERSION, v))
 
 
 class Decoder:
-    def __init__(self, width, height, max_version=MAX_VERSION):
+    def __init__(self, width, height, max_version=0):
         if width < 21 or height < 21:
             raise ValueError("QR_BAD_DIMENSIONS: frame %dx%d is too small" % (width, height))
+        if max_version <= 0:
+            max_version = max_version_for(width, height)
         self.width = width
         self.height = height
         self.max_version = max_version
@@ -19,7 +29,7 @@ class Decoder:
         self.fitter = grid.Fitter(max_version)
         self._raw = bytearray(tables.total_codewords(max_version))
         self._data = bytearray(tables.total_codewords(max_version))
-        self._block = bytearray(160)
+        self._block = bytearray(160)  # longest RS block is 153 codewords
         self._gray = b""
         self.stats = None  # optional dict the bench fills with per-stage timings
 
@@ -150,9 +160,11 @@ class Decoder:
                     if v < 0:
                         v = versioninfo.nearest(vb)
                     if v > 0 and v != version:
-                        if mirrored:
-                            tr, bl = bl, tr
-                        return self._try_size(bits, w, h, tl, tr, bl, tables.size_of(v), 1)
+                        a, b = (bl, tr) if mirrored else (tr, bl)
+                        p = self._try_size(bits, w, h, tl, a, b, tables.size_of(v), 1)
+                        if p is not None:
+                            return p
+                        continue
                 p = self._read_grid(size, version)
                 if p is not None:
                     return p

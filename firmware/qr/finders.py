@@ -5,8 +5,9 @@ from array import array
 
 from . import kernels
 
-MAX_ROW_HITS = 800
-MAX_CENTRES = 32
+MAX_ROW_HITS = 400  # per band of rows
+BAND = 16
+MAX_CENTRES = 64
 ROW_TOL = 55  # percent of a module a run may be off in the row scan
 CROSS_TOL = 70  # looser for the cross-checks (blur widens the centre)
 
@@ -37,8 +38,9 @@ class FinderScanner:
     """Scratch for the row hits and the run measurements, allocated once."""
 
     def __init__(self):
-        self._hits = array("H", [0] * (3 * MAX_ROW_HITS))
-        self._runs = array("H", [0] * 6)
+        # filled from a generator: a [0] * n list would be a second, temporary copy
+        self._hits = array("H", (0 for _ in range(3 * MAX_ROW_HITS)))
+        self._runs = array("H", (0 for _ in range(6)))
 
     def _cross(self, bits, w, h, x, y, dx, dy, maxc):
         """(offset of the centre along the line, total width) or None."""
@@ -55,8 +57,15 @@ class FinderScanner:
     def find(self, bits, w, h):
         """Confirmed finder centres, most row hits first."""
         hits = self._hits
-        n = kernels.find_rows(bits, w, h, 1, ROW_TOL, hits, MAX_ROW_HITS)
         centres = []
+        # bands of rows, so that a busy top of the frame cannot use up the hit buffer
+        for y0 in range(0, h, BAND):
+            n = kernels.find_rows(bits, w, y0, min(h, y0 + BAND), 1, ROW_TOL, hits, MAX_ROW_HITS)
+            self._confirm(bits, w, h, hits, n, centres)
+        centres.sort(key=lambda c: -c.count)
+        return centres
+
+    def _confirm(self, bits, w, h, hits, n, centres):
         for i in range(n):
             x2 = hits[3 * i]
             y = hits[3 * i + 1]
@@ -107,22 +116,23 @@ class FinderScanner:
                     break
             if c is not None:
                 centres.append(c)
-        centres.sort(key=lambda c: -c.count)
-        return centres
 
 
-def triples(centres, limit=10):
+def triples(centres, limit=12):
     """Candidate (top-left, top-right, bottom-left) triples, the most square-looking first.
     Top-right/bottom-left are ordered for a non-mirrored code seen from the front."""
     cs = centres[:limit]
     n = len(cs)
     out = []
+    top = cs[0].count if n else 1
     for i in range(n):
         for j in range(i + 1, n):
             for k in range(j + 1, n):
                 t = _score(cs[i], cs[j], cs[k])
                 if t is not None:
-                    out.append(t)
+                    # real finders are crossed by many rows: prefer triples seen often
+                    weak = 1 - min(cs[i].count, cs[j].count, cs[k].count) / top
+                    out.append((t[0] + 0.6 * weak, t[1], t[2], t[3]))
     out.sort(key=lambda t: t[0])
     return [t[1:] for t in out]
 

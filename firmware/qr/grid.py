@@ -11,7 +11,7 @@ class GridSampler:
     def __init__(self, max_version=40):
         side = tables.size_of(max_version)
         self.grid = bytearray(side * side)
-        self.coef = array("i", [0] * 9)
+        self.coef = array("i", (0 for _ in range(9)))
 
     def sample(self, bits, w, h, hom, size, spread):
         """Sample `size` x `size` modules through homography `hom`; returns the number of
@@ -112,8 +112,10 @@ class Fitter:
     function patterns match the template best (the idea of quirc's perspective jiggle)."""
 
     def __init__(self, max_version=40):
-        self.tmpl = array("H", [0] * (3 * (3 * 81 + 2 * tables.size_of(max_version) + 25 * 49)))
-        self.coef = array("i", [0] * 9)
+        k = max_version // 7 + 2
+        entries = 3 * 81 + 2 * tables.size_of(max_version) + 25 * k * k
+        self.tmpl = array("H", (0 for _ in range(3 * entries)))
+        self.coef = array("i", (0 for _ in range(9)))
         self.n = 0
 
     def prepare(self, size, version):

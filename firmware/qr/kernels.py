@@ -154,15 +154,15 @@ def invert(buf_buf, n: int) -> int:
     return n
 
 
-def find_rows(b_buf, w: int, h: int, step: int, tol: int, out_buf, maxn: int) -> int:
-    """Scan every `step`-th row of a 0/1 image for dark-light-dark-light-dark runs in the ratio
+def find_rows(b_buf, w: int, y0: int, y1: int, step: int, tol: int, out_buf, maxn: int) -> int:
+    """Scan every `step`-th row from y0 up to (not incl.) y1 of a 0/1 image for dark-light-dark-light-dark runs in the ratio
     1:1:3:1:1 (each run within tol percent of its ideal length).  Writes (2*centre x, y, total
     width) triples into out; returns how many (at most maxn)."""
     b = ptr8(b_buf)
     out = ptr16(out_buf)
     n = 0
-    y = 0
-    while y < h:
+    y = y0
+    while y < y1:
         row = y * w
         r0 = 0
         r1 = 0

@@ -1,0 +1,17 @@
+# The decoder bench (run on the board by the `bench` command) reports frames per second and the
+# split between per-pixel kernels and the rest, in CPython and MicroPython alike.
+from scanbridge_fw.qr import bench, kernels
+from test_qr_decode import SAMPLES, render
+
+
+def test_bench_reports_rate_and_kernel_split():
+    payload, size, rows = SAMPLES[0]
+    frame, w, h = render(rows, size, 2, width=80, height=64)
+    blank = bytes(w * h)
+    before = kernels.find_rows
+    r = bench.run([frame, blank, frame], w, h)
+    assert kernels.find_rows is before  # the timing wrappers are removed again
+    assert r["frames"] == 3 and r["decoded"] == 2
+    assert r["fps"] > 0 and r["ms_per_frame"] > 0
+    assert r["kernels"]["find_rows"][1] > 0  # calls per frame
+    assert abs(r["kernel_ms"] + r["other_ms"] - r["ms_per_frame"]) < 1e-6 + r["ms_per_frame"] * 1e-6
