@@ -4,13 +4,12 @@ from . import binarize, codewords, finders, formatinfo, grid, perspective, segme
 from . import version as versioninfo
 
 MAX_VERSION = 40
-MIN_MODULE_PX = 2  # below two pixels per module a camera frame does not resolve the code
 
 
 def max_version_for(width, height):
-    """The largest version whose modules can still be 2 px wide in this frame (buffers are
-    sized for it): 25 at QVGA, 40 at VGA."""
-    v = (min(width, height) // MIN_MODULE_PX - 17) // 4
+    """The largest version a frame can hold at one pixel per module (clean renders do that);
+    buffers are sized for it: 40 from 177 px up."""
+    v = (min(width, height) - 17) // 4
     return max(1, min(MAX_VERSION, v))
 
 

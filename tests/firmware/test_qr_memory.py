@@ -24,7 +24,7 @@ def test_buffers_for_qvga_fit_the_budget():
     d = decoder.Decoder(320, 240)
     gc.collect()
     b = _mem_alloc()
-    assert d.max_version == 25
+    assert d.max_version == 40
     if a is not None:
         assert b - a < BUDGET, b - a
 
