@@ -119,3 +119,11 @@ register("config.get", _config_get, "read settings (args: key)")
 register("config.set", _config_set, "change settings (args: {key: value})")
 register("reboot", _reboot, "restart the scanner")
 register("repl", _repl, "leave the app for the MicroPython REPL")
+
+
+def _bench(app, args):
+    from scanbridge_fw.qr import bench  # imported on demand: only technicians run it
+    return bench.command(app, args)
+
+
+register("bench", _bench, "decode live camera frames, report frames per second (args: frames)")

@@ -15,3 +15,30 @@ def test_bench_reports_rate_and_kernel_split():
     assert r["fps"] > 0 and r["ms_per_frame"] > 0
     assert r["kernels"]["find_rows"][1] > 0  # calls per frame
     assert abs(r["kernel_ms"] + r["other_ms"] - r["ms_per_frame"]) < 1e-6 + r["ms_per_frame"] * 1e-6
+
+
+class _Board:
+    def __init__(self, frames):
+        self.frames = frames
+
+    async def capture(self):
+        return self.frames.pop(0) if self.frames else None
+
+
+class _App:
+    def __init__(self, board):
+        self.board = board
+
+
+async def test_bench_command_over_the_command_registry():
+    from scanbridge_fw import commands
+    payload, size, rows = SAMPLES[0]
+    frame, w, h = render(rows, size, 2, width=80, height=64)
+    app = _App(_Board([(frame, w, h), None, (bytes(w * h), w, h)]))
+    reply = await commands.dispatch(app, {"id": 7, "cmd": "bench", "args": {"frames": 3}})
+    assert reply["ok"], reply
+    r = reply["result"]
+    assert r["frames"] == 2 and r["decoded"] == 1 and (r["width"], r["height"]) == (80, 64)
+    assert r["fps"] > 0
+    bad = await commands.dispatch(app, {"id": 8, "cmd": "bench", "args": {"frames": 0}})
+    assert not bad["ok"]
