@@ -327,9 +327,9 @@ def main(args):
     if not items:
         print("bench decode: no images with a same-named .txt under %s" % args.dir, file=sys.stderr)
         return 2
+    rev = decoder_revision() if "scanbridge" in decoders else None  # before: edits may land meanwhile
     t0 = time.time()
     tallies = run(items, decoders, fit)
-    rev = decoder_revision() if "scanbridge" in decoders else None
     if args.json:
         out = results_json(tallies, args.detail)
         if args.detail:
