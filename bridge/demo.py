@@ -13,12 +13,24 @@ from scanbridge.link.serial import SerialLink
 from scanbridge.run import make_service
 
 
-def demo_payloads(count: int) -> list[bytes]:
-    """The codes the virtual customers show. Until signed tokens exist: plain payment-code
-    strings (the lead swaps in minted tokens here)."""
-    return [b"SBDEMO1:order=%06d;amount=%d.%02d;nonce=%08x" % (i + 1, 3 + i % 17, (i * 37) % 100,
-                                                               (i * 2654435761) & 0xFFFFFFFF)
-            for i in range(count)]
+def demo_set(count: int):
+    """The codes the virtual customers show, minted by the wallet simulator with the same token
+    code the bridge verifies with: good codes, and among them an online wallet code, an expired,
+    a forged and a tampered one, and last a replay of the first (see scanbridge_tools.mint)."""
+    from scanbridge_tools.mint import demo_payloads
+    return demo_payloads(count)
+
+
+def show_payload(payload: bytes) -> str:
+    """Text codes as they are; binary tokens as base64url (what a person can compare)."""
+    try:
+        text = payload.decode("ascii")
+        if text.isprintable():
+            return text
+    except UnicodeDecodeError:
+        pass
+    import base64
+    return "b64:" + base64.urlsafe_b64encode(payload).decode().rstrip("=")
 
 
 def add_arguments(parser):
@@ -32,13 +44,22 @@ def main(args) -> int:
     from scanbridge_tools.virtual_scanner.frames import CodeStream
     from scanbridge_tools.virtual_scanner.scanner import VirtualScanner
 
+    from scanbridge.ledger import open_ledger
+    from scanbridge.tokens import make_decider
+
     count = args.count
-    payloads = demo_payloads(count or 1000)
-    frames = CodeStream(payloads, hold=3, gap=2, repeat=not count)
+    demo = demo_set(count or 1000)  # forever: one pass of 1000 codes (a second pass would all be replays)
+    labels = {}
+    for label, payload in demo.payloads:
+        labels.setdefault(payload, label)
+    payloads = [p for _, p in demo.payloads]
+    frames = CodeStream(payloads, hold=3, gap=2, repeat=False)
     results: queue.Queue = queue.Queue()
     scanner = VirtualScanner(frames, fps=args.fps)
     scanner.listeners.append(lambda event, data: results.put((event, data)))
-    service = make_service(args)
+    ledger = open_ledger("sqlite::memory:")
+    service = make_service(args, decide=make_decider(demo.trust_store, ledger))
+    seen = set()
     scanner.start()
     link = SerialLink(scanner.path, service).start()
     print("demo: virtual scanner %s on %s; firmware decoder %s" % (
@@ -58,21 +79,29 @@ def main(args) -> int:
                 continue
             if event not in ("result", "no_answer", "refused"):
                 continue
-            if event == "result" and data["verdict"] == "pending":
+            if (event == "result" and data["verdict"] == "pending"
+                    and data.get("reason") != "online_verification"):
                 continue  # the final verdict follows
+            # online wallet codes stay pending: in the demo there is no acquirer to ask
             done += 1
-            rec = {"payload": data["payload"].decode("utf-8", "replace"),
+            raw = data["payload"]
+            label = labels.get(raw, "?")
+            if label == "good" and raw in seen:
+                label = "replayed"
+            seen.add(raw)
+            rec = {"payload": show_payload(raw), "kind": label,
                    "verdict": data.get("verdict", event), "reason": data.get("reason", event),
                    "latency_ms": data.get("latency_ms"), "decode_ms": data.get("decode_ms"),
                    "device": scanner.device_id}
             if args.json:
                 print(json.dumps(rec), flush=True)
             else:
-                print("%-8s %-14s %6s ms  %s" % (rec["verdict"], rec["reason"], rec["latency_ms"],
-                                                 rec["payload"]), flush=True)
+                print("%-9s %-8s %-20s %6s ms  %s" % (rec["kind"], rec["verdict"], rec["reason"],
+                                                      rec["latency_ms"], rec["payload"][:56]), flush=True)
     except KeyboardInterrupt:
         pass
     finally:
         link.stop()
         scanner.stop()
+        ledger.close()
     return 0

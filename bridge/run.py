@@ -13,9 +13,33 @@ from scanbridge.scan import Decider, ScanEvent, ScanService, Verdict, accept_wel
 
 
 def make_decider(args=None) -> Decider:
-    """THE place where the bridge's decision is chosen (token verification, ledger, orders plug
-    in here). Until they exist: any well-formed scan is accepted."""
-    return accept_well_formed
+    """THE place where the bridge's decision is chosen. With a trust store (--trust, or the
+    default file when it exists) every code is verified offline and claimed in the single-use
+    ledger; without one, any well-formed code is taken and the bridge says so loudly."""
+    store = load_trust_store(args)
+    if store is None:
+        return accept_well_formed
+    from scanbridge.tokens.config import decider_from_args
+    decide, ledger = decider_from_args(args, trust_store=store)
+    _CLOSERS.append(ledger.close)
+    return decide
+
+
+_CLOSERS: list = []
+
+
+def load_trust_store(args):
+    """The merchant's trust store, or None when none is configured (demo/bring-up mode)."""
+    import os
+    if args is None or not hasattr(args, "trust"):
+        return None
+    from scanbridge.tokens.trust import TrustStore, default_path
+    path = args.trust or default_path()
+    if not args.trust and not os.path.exists(path):
+        print("scanbridge run: WARNING no trust store (%s): accepting ANY well-formed code. "
+              "Install issuer keys with `scanbridge trust add`." % path, file=sys.stderr, flush=True)
+        return None
+    return TrustStore.load(path)
 
 
 def make_service(args=None, decide: Optional[Decider] = None) -> ScanService:
@@ -84,17 +108,44 @@ def add_arguments(parser):
     parser.add_argument("--seconds", type=float, default=0, help="stop after this long (0: until Ctrl-C)")
     from scanbridge.counter import add_counter_arguments
     add_counter_arguments(parser)
+    from scanbridge.tokens.config import add_arguments as add_token_arguments
+    add_token_arguments(parser)
+    from scanbridge.link.mqtt import add_mqtt_arguments
+    add_mqtt_arguments(parser)
 
 
 def main(args) -> int:
-    if not args.port and not args.auto:
-        print("scanbridge run: give --port PATH (repeatable) or --auto", file=sys.stderr)
+    if not args.port and not args.auto and not args.mqtt:
+        print("scanbridge run: give --port PATH (repeatable), --auto, or --mqtt URL", file=sys.stderr)
         return 2
-    service = make_service(args)
+    from scanbridge.ledger import LedgerError
+    from scanbridge.tokens.trust import TrustStoreError
+    store = None
+    try:
+        if args.no_counter:
+            service = make_service(args)
+        else:
+            # the counter verifies codes itself (one disk sync per scan: claim + order + outbox)
+            store = load_trust_store(args)
+            service = make_service(args, decide=accept_well_formed)
+    except (TrustStoreError, LedgerError) as e:
+        print("scanbridge run: %s" % e, file=sys.stderr)
+        return 2
     runtime = None
     if not args.no_counter:  # orders, outbox to the payment backend, counter page
         from scanbridge.counter import start_counter
-        runtime = start_counter(args, service)
+        ledger = None
+        if store is not None and args.ledger:
+            from scanbridge.ledger import open_ledger
+            ledger = open_ledger(args.ledger)
+            _CLOSERS.append(ledger.close)
+        runtime = start_counter(args, service, trust_store=store, ledger=ledger)
+    mqtt_link = None
+    if args.mqtt:
+        from scanbridge.link.mqtt import start_from_args
+        mqtt_link = start_from_args(args, service)
+        if runtime is not None:
+            mqtt_link.add_presence_listener(runtime.registry.on_presence)
     service.add_listener(printer(args.json))
     from scanbridge.host_assist import HostAssist, Responder
     assist = HostAssist()  # decodes snapshots from scanners in host-assist fallback mode
@@ -128,6 +179,10 @@ def main(args) -> int:
             time.sleep(0.2)
     finally:
         fleet.stop()
+        if mqtt_link is not None:
+            mqtt_link.stop()
         if runtime is not None:
             runtime.stop()
+        while _CLOSERS:
+            _CLOSERS.pop()()
     return 0

@@ -84,8 +84,7 @@ class ScanService:
         Returns False when no link currently serves that device."""
         with self._senders_lock:
             send = self._senders.get(scan.device_id)
-        for fn in list(self._listeners):
-            fn(scan, verdict)
+        self._tell(scan, verdict)
         if send is None:
             return False
         send(scan, verdict)
@@ -97,6 +96,15 @@ class ScanService:
                 verdict = self.decide(scan)
             except Exception as e:  # a decider bug must not take the link down; the scanner hears why
                 verdict = Verdict(REJECTED, "internal_error", "Bridge error: %s" % type(e).__name__)
-        for fn in list(self._listeners):
-            fn(scan, verdict)
+        self._tell(scan, verdict)
         return verdict
+
+    def _tell(self, scan: ScanEvent, verdict: Verdict) -> None:
+        # A listener's failure (a page, a printer) must never keep the RESULT from the scanner.
+        for fn in list(self._listeners):
+            try:
+                fn(scan, verdict)
+            except Exception as e:
+                import sys
+                print("scanbridge: listener %r failed: %s: %s" % (getattr(fn, "__name__", fn), type(e).__name__, e),
+                      file=sys.stderr, flush=True)
