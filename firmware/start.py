@@ -4,8 +4,8 @@ import asyncio
 import os
 
 from scanbridge_fw import bootguard
-from scanbridge_fw import assist  # registers the host-assist config keys before load()
-from scanbridge_fw import mqtt_settings  # noqa: F401  registers the WiFi/MQTT config keys before load()
+from scanbridge_fw import assist
+from scanbridge_fw import settings  # noqa: F401  registers every config key before load()
 from scanbridge_fw import config as config_mod
 from scanbridge_fw.app import App, hello_for
 from scanbridge_fw.compat import ticks_ms

@@ -11,10 +11,7 @@ import json
 import os
 
 from scanbridge_fw import config as config_mod
-try:
-    from scanbridge_fw import mqtt_settings  # noqa: F401  registers the WiFi/MQTT keys
-except ImportError:  # a build without the MQTT link: serial settings only
-    mqtt_settings = None
+from scanbridge_fw import settings as _fw_settings  # noqa: F401  registers every key the firmware knows
 from scanbridge_tools.flashing import boards
 from scanbridge_tools.flashing.device import Device
 from scanbridge_tools.flashing.errors import FlashError
@@ -138,7 +135,7 @@ def _check_on_device(dev: Device) -> str:
     return dev.eval_json(
         "import json,sys\nif '/lib' not in sys.path: sys.path.append('/lib')\n"
         "try:\n from scanbridge_fw import config\nexcept ImportError:\n print(json.dumps('no_app'))\n"
-        "else:\n try:\n  from scanbridge_fw import mqtt_settings\n except ImportError:\n  pass\n"
+        "else:\n from scanbridge_fw import settings\n"
         " try:\n  config.load()\n  print(json.dumps('ok'))\n except Exception as e:\n  print(json.dumps('error: %s' % e))")
 
 
