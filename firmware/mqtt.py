@@ -30,6 +30,7 @@ except ImportError:  # CPython
         return a - b
 
 import random
+from scanbridge_fw.errors import CodedError
 
 CONNECT = const(1)
 CONNACK = const(2)
@@ -45,16 +46,8 @@ CONNACK_REASONS = ("accepted", "bad_protocol", "client_id_rejected", "server_una
                    "bad_credentials", "not_authorized")
 
 
-class MQTTError(Exception):
+class MQTTError(CodedError):
     """A protocol or connection failure; `code` is a stable reason code."""
-
-    def __init__(self, code, message=""):
-        super().__init__(code, message)
-        self.code = code
-        self.message = message
-
-    def __str__(self):
-        return self.code + (": " + self.message if self.message else "")
 
 
 # ---------------------------------------------------------------- packet codec (pure)

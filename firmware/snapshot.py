@@ -7,6 +7,7 @@
 # and mqtt_link.MqttSession both are; channel_of(app_link) finds it behind an AppLink.
 from scanbridge_fw import wire
 from scanbridge_fw.compat import sleep_ms, ticks_diff, ticks_ms
+from scanbridge_fw.errors import CodedError
 
 try:
     from micropython import const
@@ -20,16 +21,8 @@ MAX_BYTES = CHUNK * MAX_CHUNKS
 WINDOW = const(4)  # chunks in flight; the serial link's queue holds 16 messages
 
 
-class SnapshotError(Exception):
+class SnapshotError(CodedError):
     """A snapshot could not be sent. `code` is a stable reason code."""
-
-    def __init__(self, code, message=""):
-        super().__init__(code, message)
-        self.code = code
-        self.message = message
-
-    def __str__(self):
-        return self.code + (": " + self.message if self.message else "")
 
 
 _last_id = [0]

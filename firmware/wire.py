@@ -7,6 +7,7 @@
 import binascii
 import json
 import struct
+from scanbridge_fw.errors import CodedError
 
 try:
     from micropython import const
@@ -51,16 +52,8 @@ PENDING = const(2)
 VERDICT_NAMES = ("accepted", "rejected", "pending")
 
 
-class WireError(Exception):
+class WireError(CodedError):
     """Something on the wire could not be taken. `code` is a stable reason code."""
-
-    def __init__(self, code, message=""):
-        super().__init__(code, message)
-        self.code = code
-        self.message = message
-
-    def __str__(self):
-        return self.code + (": " + self.message if self.message else "")
 
 
 class Message:
