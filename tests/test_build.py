@@ -54,3 +54,16 @@ def test_cli(tmp_path):
     p = subprocess.run([exe, "build", "-o", str(tmp_path / "o"), "--json"], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["files"]["boot.py"]["sha256"]
+
+
+def test_kernels_are_built_as_viper_native_code(tmp_path):
+    """The per-pixel kernels go to the device as viper (native xtensawin code), the rest as bytecode."""
+    from scanbridge_tools.build import build
+    build(tmp_path / "out")
+    mpys = {p.relative_to(tmp_path / "out").as_posix(): p.read_bytes() for p in (tmp_path / "out").rglob("*.mpy")}
+    kern = next(v for k, v in mpys.items() if k.endswith("qr/kernels.mpy"))
+    plain = next(v for k, v in mpys.items() if k.endswith("qr/rs.mpy"))
+    # .mpy header byte 2 holds the native architecture (bits 2..7; xtensawin = 10) when the file
+    # carries native code, and 0 for pure bytecode
+    assert kern[0] == ord("M") and kern[2] >> 2 == 10, kern[:4]
+    assert plain[0] == ord("M") and plain[2] >> 2 == 0, plain[:4]

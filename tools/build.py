@@ -72,6 +72,11 @@ def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+# Per-pixel kernels: written in viper-compatible style, plain Python on the host and in the
+# WebAssembly MicroPython, native viper code on the device (docs/decoder.md).
+VIPER_MODULES = ("qr/kernels.py",)
+
+
 def build(out: Path, board: str | None = None, fw_dir: Path = FIRMWARE, arch: str = "xtensawin",
           progress=None) -> dict:
     """Compile into `out` (replaced) and return the manifest. progress(done, total, name)."""
@@ -87,7 +92,8 @@ def build(out: Path, board: str | None = None, fw_dir: Path = FIRMWARE, arch: st
         dst = out / APP_DIR / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         # -s sets the name tracebacks show: the source path as it is in the repo
-        r = subprocess.run([exe, "-march=" + arch, "-s", "scanbridge_fw/" + str(rel.with_suffix(".py")),
+        emit = ["-X", "emit=viper"] if str(rel.with_suffix(".py")) in VIPER_MODULES else []
+        r = subprocess.run([exe, "-march=" + arch, *emit, "-s", "scanbridge_fw/" + str(rel.with_suffix(".py")),
                             "-o", str(dst), str(src)], capture_output=True, text=True)
         if r.returncode != 0:
             raise BuildError("compile_failed", "%s: %s" % (src.relative_to(fw_dir), r.stderr.strip()))
