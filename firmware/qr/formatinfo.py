@@ -1,6 +1,8 @@
 # Format information: the 15-bit BCH(15,5) word that carries the ECC level and the mask.
 # Both copies are read from the sampled grid; the nearest valid codeword within distance 3 wins.
 
+from scanbridge_fw.qr import bch
+
 _MASK = 0x5412  # XOR pattern applied to every format word
 _GEN = 0x537  # BCH generator polynomial x^10 + x^8 + x^5 + x^4 + x^2 + x + 1
 
@@ -16,23 +18,9 @@ def encode(data5):
 CODEWORDS = [encode(d) for d in range(32)]
 
 
-def popcount(x):
-    n = 0
-    while x:
-        x &= x - 1
-        n += 1
-    return n
-
-
 def nearest(word, max_dist=3):
     """(data5, distance) of the valid format word closest to `word`, or (-1, dist) if too far."""
-    best = -1
-    bestd = 16
-    for d in range(32):
-        dist = popcount(word ^ CODEWORDS[d])
-        if dist < bestd:
-            bestd = dist
-            best = d
+    best, bestd = bch.nearest(word, CODEWORDS)
     if bestd > max_dist:
         return -1, bestd
     return best, bestd

@@ -1,6 +1,8 @@
 # Version information: the 18-bit BCH(18,6) word present in versions 7 and up, twice (beside the
 # top-right and the bottom-left finder). Nearest valid word within distance 3 wins.
 
+from scanbridge_fw.qr import bch
+
 _GEN = 0x1F25  # x^12 + x^11 + x^10 + x^9 + x^8 + x^5 + x^2 + 1
 
 
@@ -14,25 +16,10 @@ def encode(version):
 CODEWORDS = [encode(v) for v in range(7, 41)]
 
 
-def _popcount(x):
-    n = 0
-    while x:
-        x &= x - 1
-        n += 1
-    return n
-
-
 def nearest(word, max_dist=3):
-    best = -1
-    bestd = 19
-    for i in range(34):
-        d = _popcount(word ^ CODEWORDS[i])
-        if d < bestd:
-            bestd = d
-            best = i + 7
-    if bestd > max_dist:
-        return -1
-    return best
+    """The version (7..40) whose word is closest to `word`, or -1 if more than max_dist bits off."""
+    i, d = bch.nearest(word, CODEWORDS)
+    return -1 if d > max_dist else i + 7
 
 
 def from_dimension(size):
