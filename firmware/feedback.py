@@ -15,7 +15,8 @@ NO_ANSWER = (("busy", 800, 150), (None, 0, 150), ("busy", 800, 150), (None, 0, 1
 BOOT = (("busy", 0, 100), ("ok", 0, 100), ("err", 0, 100), (None, 0, 0))
 
 # Reasons that mean "show me again" rather than "this code is refused".
-_RETRY_REASONS = ("malformed", "internal_error", "busy", "queue_full")
+_RETRY_REASONS = ("malformed", "internal_error", "busy", "queue_full",
+                  "no_open_order", "order_busy", "no_till", "ledger_unavailable", "backend_unavailable")
 
 
 def pattern_for(verdict, reason):

@@ -19,6 +19,9 @@ def test_patterns_by_verdict_and_reason():
     assert feedback.pattern_for("rejected", "expired") is feedback.REJECTED
     assert feedback.pattern_for("rejected", "replayed") is feedback.REJECTED
     assert feedback.pattern_for("rejected", "malformed") is feedback.RETRY
+    # the code was not used up: the cashier opens the order / the customer shows it again
+    assert feedback.pattern_for("rejected", "no_open_order") is feedback.RETRY
+    assert feedback.pattern_for("rejected", "replayed") is feedback.REJECTED
     assert feedback.pattern_for("pending", "") is feedback.PENDING
     assert feedback.pattern_for("no_answer", "") is feedback.NO_ANSWER
 
