@@ -88,7 +88,12 @@ def test_half_finished_save_recovers_from_tmp():
 
 def test_registered_keys_and_secrets_are_masked():
     config.register("test_secret", "", "str", 0, 64, secret=True)
-    cfg = config.validate({"test_secret": "hunter2"})
-    assert config.public(cfg)["test_secret"] == "***"
-    e = _err(lambda: config.check("test_secret", 5))
-    assert "hunter2" not in e.message and "5" not in e.message
+    try:
+        cfg = config.validate({"test_secret": "hunter2"})
+        assert config.public(cfg)["test_secret"] == "***"
+        e = _err(lambda: config.check("test_secret", 5))
+        assert "hunter2" not in e.message and "5" not in e.message
+    finally:
+        # the schema is process-wide: a test key must not leak into later tests (provisioning
+        # writes every registered key, and a device without it would refuse the config)
+        config._SCHEMA.pop("test_secret", None)
