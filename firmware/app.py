@@ -10,23 +10,29 @@ from scanbridge_fw import config as config_mod
 from scanbridge_fw.compat import create_task, sleep_ms, ticks_diff, ticks_ms, wait_for_ms
 from scanbridge_fw.dedupe import Dedupe
 from scanbridge_fw.feedback import Feedback
+from scanbridge_fw.hal.camera_guard import CameraGuard
 from scanbridge_fw.link import result_name
 
 FW_VERSION = "0.1.0"
 _KEEP = 16  # recent results kept for status and for late verdicts
+FAULT_REMIND_MS = 10000  # while the camera is faulty, its LED pattern repeats this often
 
 from scanbridge_fw import diag  # noqa: E402  (after FW_VERSION, which diag reads)
 diag.register_all(commands)  # diag.* commands for `scanbridge diag`
 
 
-def hello_for(board, cfg, caps=None):
-    """What this scanner says about itself in HELLO (the link adds proto and session)."""
-    return {"device": board.unique_id(), "name": cfg.get("device_name", ""), "fw": FW_VERSION,
-            "board": board.name, "caps": list(caps or board.caps), "link": cfg.get("link", "serial")}
+def hello_for(board, cfg, caps=None, fault=None):
+    """What this scanner says about itself in HELLO (the link adds proto and session). fault:
+    the camera fault (CameraGuard.fault) a degraded scanner names at once."""
+    d = {"device": board.unique_id(), "name": cfg.get("device_name", ""), "fw": FW_VERSION,
+         "board": board.name, "caps": list(caps or board.caps), "link": cfg.get("link", "serial")}
+    if fault is not None:
+        d["fault"] = {"code": fault["code"], "message": fault["message"]}
+    return d
 
 
 class App:
-    def __init__(self, board, link, decode, cfg=None, config_path=None, on_healthy=None):
+    def __init__(self, board, link, decode, cfg=None, config_path=None, on_healthy=None, camera=None):
         self.board = board
         self.link = link
         self.decode = decode
@@ -40,7 +46,20 @@ class App:
         self.exit_reason = None
         self.last_error = None
         self.counts = {"frames": 0, "scans": 0, "results": 0, "no_answer": 0, "refused": 0,
-                       "capture_failed": 0, "decode_errors": 0, "unmatched_results": 0}
+                       "capture_failed": 0, "decode_errors": 0, "unmatched_results": 0,
+                       "camera_retries": 0, "camera_recoveries": 0}
+        # The camera behind a guard: a camera that fails leaves the app degraded (link up, fault
+        # in HELLO/STATUS, fault LEDs) and is retried with backoff, never a crash.
+        if camera is None:
+            camera = CameraGuard(board, self.config, self.counts)
+        else:  # opened by start.py before the link was built (so HELLO carries its fault)
+            for key in camera.counts:
+                self.counts[key] = camera.counts[key]
+            camera.counts = self.counts
+        self.camera = camera
+        camera.on_change = self._camera_changed
+        self._announce = False  # send a STATUS at once (the camera state changed)
+        self._remind_at = 0
         self._waiting = {}  # seq -> scan record awaiting its first RESULT
         self._later = {}  # seq -> scan record that got PENDING; a later RESULT may follow
         self._event = asyncio.Event()
@@ -55,6 +74,10 @@ class App:
         """Runs until a command asks to leave; returns why ("repl" or "reboot")."""
         self._started = ticks_ms()
         self.board.light(self.config["light"])
+        if not self.camera.tried:
+            self.camera.open()  # before the link: its HELLO names a camera fault
+        elif self.camera.fault is not None:
+            self._camera_changed(self.camera.fault)  # it failed before the app existed
         create_task(self.link.run())
         create_task(self._status_loop())
         while self.exit_reason is None:
@@ -68,10 +91,10 @@ class App:
 
     async def step(self):
         """One frame: capture, decode, and for each fresh code send it and wait for the RESULT."""
-        frame = await self.board.capture()
+        frame = await self.camera.capture()  # counts failures; a run of them is a camera fault
         if frame is None:
-            self.counts["capture_failed"] += 1
-            await sleep_ms(100)
+            if self.camera.is_open:
+                await sleep_ms(100)
             return
         t_frame = ticks_ms()
         gray, width, height = frame
@@ -150,6 +173,42 @@ class App:
     def on_link_error(self, code, message):
         self.last_error = "link: %s %s" % (code, message)
 
+    # -- the camera's state (hal/camera_guard.py calls this when a fault begins, changes, ends)
+    def _camera_changed(self, fault):
+        hello = self._hello_data()
+        if fault is None:
+            if hello is not None and "fault" in hello:
+                hello.pop("fault")
+            if self.last_error is not None and self.last_error.startswith("camera"):
+                self.last_error = None
+            text = "camera recovered after %d retries" % self.counts["camera_retries"]
+            self.feedback.show("recovered")
+            self._emit("camera", {"reason": "recovered"})
+        else:
+            text = "camera fault %s: %s" % (fault["code"], fault["message"])
+            self.last_error = text
+            diag.note_failure(text)
+            if hello is not None:
+                hello["fault"] = {"code": fault["code"], "message": fault["message"]}
+            self.feedback.show("fault")
+            self._remind_at = ticks_ms()
+            self._emit("fault", {"reason": fault["code"], "message": fault["message"]})
+        if self._link_ready():
+            self.link.send_log(text)
+        self._announce = True
+
+    def _link_ready(self):
+        ready = getattr(self.link, "ready", None)
+        return ready is not None and ready()
+
+    def _hello_data(self):
+        """The HELLO dict the link sends on every (re)connect, to keep its fault current."""
+        w = getattr(self.link, "wire", None)
+        hello = getattr(w, "hello", None) if w is not None else None
+        if hello is None:
+            hello = getattr(self.link, "hello", None)
+        return hello if isinstance(hello, dict) else None
+
     # -- state
     def apply_config(self, cfg, save=True):
         cfg = config_mod.save(cfg, self.config_path) if save else config_mod.validate(cfg)
@@ -157,9 +216,10 @@ class App:
         self.dedupe.window_ms = cfg["dedupe_ms"]
         self.feedback.beep = cfg["beep"]
         self.board.light(cfg["light"])
+        self.camera.configure(cfg)
 
     def info(self):
-        d = hello_for(self.board, self.config)
+        d = hello_for(self.board, self.config, fault=self.camera.fault)
         d["proto"] = wire.PROTOCOL_VERSION
         d["commands"] = commands.names()
         return d
@@ -173,6 +233,7 @@ class App:
         d["mem_free"] = self.board.mem_free()
         d["healthy"] = self._healthy
         d["last_error"] = self.last_error
+        d["fault"] = self.camera.info()  # None, or {code, message, retries, for_ms, retry_in_ms}
         d["link"] = self.link.status()
         return d
 
@@ -182,13 +243,24 @@ class App:
 
     async def _status_loop(self):
         last = ticks_ms()
+        was_ready = False
         while self.exit_reason is None:
             await sleep_ms(250)
             now = ticks_ms()
+            # A degraded app (camera fault) is healthy too: it is not a crash loop, and the boot
+            # guard must not take the link away from the technician (docs/firmware.md).
             if not self._healthy and ticks_diff(now, self._started) >= self.config["healthy_after_ms"]:
                 self._healthy = True
                 if self.on_healthy is not None:
                     self.on_healthy()
-            if ticks_diff(now, last) >= self.config["status_interval_ms"]:
+            ready = self._link_ready()
+            if ready and not was_ready and self.camera.fault is not None:
+                self._announce = True  # a bridge (re)connected: tell it about the fault now
+            was_ready = ready
+            if self.camera.fault is not None and ticks_diff(now, self._remind_at) >= FAULT_REMIND_MS:
+                self._remind_at = now
+                self.feedback.show("fault_remind")
+            if (self._announce and ready) or ticks_diff(now, last) >= self.config["status_interval_ms"]:
+                self._announce = False
                 last = now
                 self.link.send_status(self.status())

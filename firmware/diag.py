@@ -61,6 +61,36 @@ def _note_heap(board):
     return free
 
 
+async def _frame(app):
+    """One frame for a diagnostic: through the app's camera guard (a faulty camera is retried at
+    once: the technician may just have reseated the cable), else straight from the board."""
+    cam = getattr(app, "camera", None)
+    if cam is None:
+        return await app.board.capture()
+    frame = await cam.capture(now=True)
+    if frame is None:
+        from scanbridge_fw.commands import CommandError
+        if cam.fault is not None:
+            raise CommandError(cam.fault["code"], cam.fault["message"])
+        raise CommandError("capture_failed", cam.last_failure or "the camera gave no frame")
+    return frame
+
+
+def _err_text(e):
+    code = getattr(e, "code", None)
+    return "%s: %s" % (code, getattr(e, "message", "")) if code else str(e)
+
+
+def camera_state(app):
+    """The camera guard's view for diag.info/health: current fault, the last one, retries."""
+    cam = getattr(app, "camera", None)
+    if cam is None:
+        return None
+    c = app.counts
+    return {"fault": cam.info(), "last_fault": cam.last_fault, "open": cam.is_open,
+            "retries": c.get("camera_retries", 0), "recoveries": c.get("camera_recoveries", 0)}
+
+
 def note_failure(text):
     """Remember a failure for diag.health (bounded to the last 8)."""
     f = _state["failures"]
@@ -84,7 +114,8 @@ def info(app, args):
             "camera_model": (profile.get("camera") or {}).get("model"),
             "device": board.unique_id(), "reset_cause": _ask(board, "reset_cause", None),
             "boot_count": _boot_count(), "uptime_ms": ticks_diff(ticks_ms(), app._started),
-            "link": app.config.get("link"), "proto": wire.PROTOCOL_VERSION}
+            "link": app.config.get("link"), "proto": wire.PROTOCOL_VERSION,
+            "camera": camera_state(app)}
 
 
 def health(app, args):
@@ -115,7 +146,8 @@ def health(app, args):
             "scans": c.get("scans", 0), "results": c.get("results", 0),
             "no_answer": c.get("no_answer", 0), "capture_failed": c.get("capture_failed", 0),
             "decode_errors": c.get("decode_errors", 0), "recent_failures": fails[-8:],
-            "decode_ms": [r.get("decode_ms") for r in app.results][-8:], "link": link}
+            "decode_ms": [r.get("decode_ms") for r in app.results][-8:], "link": link,
+            "camera": camera_state(app)}
 
 
 async def camera(app, args):
@@ -127,16 +159,18 @@ async def camera(app, args):
     if info_fn is not None:
         out["driver"] = info_fn()
     try:
-        frame = await app.board.capture()
-    except Exception as e:  # HalError camera_closed / init failure text from the driver
+        frame = await _frame(app)
+    except Exception as e:  # a camera fault (its code and the driver's message), HalError...
         out["ok"] = False
-        out["error"] = str(e)
-        note_failure("camera: %s" % e)
+        out["error"] = _err_text(e)
+        out["state"] = camera_state(app)
+        note_failure("camera: %s" % out["error"])
         return out
     if frame is None:
         out["ok"] = False
         out["error"] = "capture returned nothing"
         return out
+    out["state"] = camera_state(app)
     gray, w, h = frame
     out["ok"] = True
     out["width"] = w
@@ -203,7 +237,7 @@ async def snapshot(app, args):
     centre-cropped to fit one snapshot). args: step (1 = every pixel, 2 = every 2nd)."""
     from scanbridge_fw import snapshot as snap
     from scanbridge_fw.commands import CommandError
-    frame = await app.board.capture()
+    frame = await _frame(app)
     if frame is None:
         raise CommandError("capture_failed", "the camera gave no frame")
     gray, w, h = frame
@@ -239,10 +273,10 @@ async def selftest(app, args):
     board = app.board
     out = {}
     try:
-        frame = await board.capture()
+        frame = await _frame(app)
         out["camera"] = {"ok": frame is not None, "detail": "" if frame is not None else "no frame"}
     except Exception as e:
-        out["camera"] = {"ok": False, "detail": str(e)}
+        out["camera"] = {"ok": False, "detail": _err_text(e)}
     try:
         for name in ("ok", "err", "busy"):
             board.led(name)

@@ -13,6 +13,13 @@ PENDING = (("busy", 2000, 80), ("busy", 0, 1500), (None, 0, 0))  # waiting for t
 NO_ANSWER = (("busy", 800, 150), (None, 0, 150), ("busy", 800, 150), (None, 0, 150),
              ("busy", 800, 150), (None, 0, 0))  # the bridge did not answer in time
 BOOT = (("busy", 0, 100), ("ok", 0, 100), ("err", 0, 100), (None, 0, 0))
+# The scanner cannot scan (camera fault, docs/firmware.md): err and busy alternate, the only
+# pattern that does; with a low double beep when the fault begins, silent when repeated.
+FAULT = (("err", 300, 200), ("busy", 0, 200), ("err", 300, 200), ("busy", 0, 200), ("err", 0, 200),
+         (None, 0, 0))
+FAULT_REMIND = (("err", 0, 200), ("busy", 0, 200), ("err", 0, 200), ("busy", 0, 200), ("err", 0, 200),
+                (None, 0, 0))
+RECOVERED = (("ok", 1800, 100), (None, 0, 0))  # the camera works again: scanning resumes
 
 # Reasons that mean "show me again" rather than "this code is refused".
 _RETRY_REASONS = ("malformed", "internal_error", "busy", "queue_full",
@@ -20,7 +27,8 @@ _RETRY_REASONS = ("malformed", "internal_error", "busy", "queue_full",
 
 
 def pattern_for(verdict, reason):
-    """verdict is "accepted" | "rejected" | "pending" | "no_answer" | "read"."""
+    """verdict is "accepted" | "rejected" | "pending" | "no_answer" | "read", or a device state:
+    "fault" | "fault_remind" | "recovered"."""
     if verdict == "accepted":
         return ACCEPTED
     if verdict == "pending":
@@ -29,6 +37,12 @@ def pattern_for(verdict, reason):
         return NO_ANSWER
     if verdict == "read":
         return READ
+    if verdict == "fault":
+        return FAULT
+    if verdict == "fault_remind":
+        return FAULT_REMIND
+    if verdict == "recovered":
+        return RECOVERED
     if reason in _RETRY_REASONS:
         return RETRY
     return REJECTED

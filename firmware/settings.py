@@ -4,3 +4,4 @@
 from scanbridge_fw import config  # noqa: F401
 from scanbridge_fw import mqtt_settings  # noqa: F401  WiFi / MQTT keys
 from scanbridge_fw import assist  # noqa: F401  host-assist keys
+from scanbridge_fw.hal import camera_guard  # noqa: F401  camera retry keys

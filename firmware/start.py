@@ -10,6 +10,7 @@ from scanbridge_fw import config as config_mod
 from scanbridge_fw.app import App, hello_for
 from scanbridge_fw.compat import ticks_ms
 from scanbridge_fw.hal.base import load_profile
+from scanbridge_fw.hal.camera_guard import CameraGuard
 
 _HALS = {"esp32cam": "scanbridge_fw.hal.esp32cam", "esp32s3": "scanbridge_fw.hal.esp32s3"}
 
@@ -28,6 +29,16 @@ def make_link(board, cfg, hello):
         return mqtt_link.MqttLink(board, cfg, hello, session_id())
     from scanbridge_fw.serial_link import SerialLink
     return SerialLink(board.serial_port(), hello, session_id(), queue_max=cfg["serial_queue"])
+
+
+def open_camera(board, cfg):
+    """The camera behind its guard, opened now (before WiFi: hardware/power.md). A camera that
+    will not open never escapes as an exception: the app comes up degraded, says why in HELLO
+    and STATUS, shows the fault pattern, and retries with backoff (hal/camera_guard.py)."""
+    camera = CameraGuard(board, cfg)
+    if not camera.open():
+        print("scanbridge: camera fault, retrying:", camera.last_fault)
+    return camera
 
 
 def session_id():
@@ -57,11 +68,11 @@ def main():
     except config_mod.ConfigError as e:  # run on defaults, report the broken file in STATUS
         cfg = config_mod.defaults()
         config_error = str(e)
-    board.open_camera(cfg["frame_size"])
+    camera = open_camera(board, cfg)
     from scanbridge_fw.qr import decode  # pyright: ignore[reportAttributeAccessIssue]
-    link = make_link(board, cfg, hello_for(board, cfg))
+    link = make_link(board, cfg, hello_for(board, cfg, fault=camera.fault))
     assisted = assist.Assisted(decode, board, cfg)  # host-assist fallback when config says so
-    app = App(board, link, assisted, cfg, on_healthy=bootguard.healthy)
+    app = App(board, link, assisted, cfg, on_healthy=bootguard.healthy, camera=camera)
     assisted.attach(app)
     app.last_error = config_error
     reason = asyncio.run(app.run())

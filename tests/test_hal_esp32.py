@@ -140,3 +140,43 @@ def test_lemariva_camera_driver_and_failures(machine, monkeypatch):
     with pytest.raises(HalError) as e:
         cam.open_camera({}, "QVGA")
     assert e.value.code == "no_camera_driver"
+
+
+def test_camera_reopened_after_a_failed_probe_recovers(machine, monkeypatch):
+    """The ESP32-CAM HAL under the camera guard: a probe that fails (ribbon loose) is a fault with
+    the driver's text; each retry powers the sensor down and up (PWDN GPIO32) and deinits the
+    driver; once the probe answers, frames flow without a reboot."""
+    state = {"fail": True, "deinit": 0}
+
+    class Camera:
+        def __init__(self, **kw):
+            if state["fail"]:
+                raise OSError("Camera probe failed with error 0x105(ESP_ERR_NOT_FOUND)")
+            self.pixel_width, self.pixel_height = 320, 240
+
+        def capture(self):
+            return memoryview(bytes(320 * 240))
+
+        def deinit(self):
+            state["deinit"] += 1
+    mod = types.SimpleNamespace(Camera=Camera, PixelFormat=types.SimpleNamespace(GRAYSCALE=7),
+                                FrameSize=types.SimpleNamespace(QVGA=5))
+    _camera_module(monkeypatch, mod)
+    sys.modules.pop("scanbridge_fw.hal.esp32", None)
+    sys.modules.pop("scanbridge_fw.hal.esp32cam", None)
+    from scanbridge_fw import config
+    from scanbridge_fw.hal.camera_guard import CameraGuard
+    b = _board("ai-thinker-esp32-cam")
+    FakePin.written.clear()
+    cfg = dict(config.defaults(), camera_retry_ms=50)
+    g = CameraGuard(b, cfg)
+    assert g.open() is False
+    assert g.fault["code"] == "camera_init_failed" and "0x105" in g.fault["message"]
+    assert "board pin map" in g.fault["message"]
+    assert FakePin.written[32] == [1, 0]  # PWDN pulsed before the probe
+    state["fail"] = False  # reseated
+    frame = asyncio.run(g.capture(now=True))
+    assert frame is not None and frame[1:] == (320, 240) and g.fault is None
+    assert FakePin.written[32] == [1, 0, 1, 0]  # pulsed again for the retry
+    g.close()
+    assert state["deinit"] == 1 and b._camera is None

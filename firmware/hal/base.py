@@ -42,6 +42,13 @@ class Board:
         if profile:
             self.name = profile.get("id", self.name)
 
+    def open_camera(self, frame_size):
+        """Start the camera; raises HalError (code camera_init_failed, the driver's message)
+        when it will not. Called again to retry after close_camera() (hal/camera_guard.py)."""
+
+    def close_camera(self):
+        """Stop the camera so open_camera() can start it afresh."""
+
     async def capture(self):
         """One grayscale frame as (buffer, width, height), or None when the camera failed.
         The buffer may be reused by the next capture: decode it before asking again."""

@@ -49,6 +49,11 @@ class _Cnadler:
             return None
         return buf, self.width, self.height
 
+    def close(self):
+        deinit = getattr(self.cam, "deinit", None)  # frees the frame buffers for a reopen
+        if deinit is not None:
+            deinit()
+
 
 class _Lemariva:
     def __init__(self, mod, cam, frame_size):
@@ -64,3 +69,8 @@ class _Lemariva:
         if not buf:
             return None
         return buf, self.width, self.height
+
+    def close(self):
+        deinit = getattr(self.mod, "deinit", None)
+        if deinit is not None:
+            deinit()

@@ -71,8 +71,14 @@ class Esp32Board(_Base):
         self._port = None
 
     def open_camera(self, frame_size):
+        self.close_camera()
         self._camera = open_camera(self.profile["camera"], frame_size)
         return self._camera
+
+    def close_camera(self):
+        cam, self._camera = self._camera, None
+        if cam is not None:
+            cam.close()
 
     async def capture(self):
         if self._camera is None:

@@ -7,11 +7,16 @@ from scanbridge_fw.hal.esp32 import Esp32Board
 class Board(Esp32Board):
     name = "ai-thinker-esp32-cam"
 
-    def __init__(self, profile):
-        super().__init__(profile)
+    def open_camera(self, frame_size):
+        # Every open, also a retry after a camera fault, starts from a freshly powered sensor.
+        self.close_camera()
+        self._pulse_pwdn()
+        return super().open_camera(frame_size)
+
+    def _pulse_pwdn(self):
         # The OV2640 on this board is powered down through GPIO32; the camera driver raises it,
         # but on a warm reset it can stay low and the probe fails (0x105): pulse it first.
-        pwdn = profile["camera"]["pins"].get("pwdn", -1)
+        pwdn = self.profile["camera"]["pins"].get("pwdn", -1)
         if pwdn >= 0:
             import machine
             import time

@@ -288,3 +288,90 @@ async def test_decoder_exception_is_counted_not_fatal():
     assert await _until(lambda: app.counts["decode_errors"] >= 2)
     assert "boom" in app.last_error
     await _stop(app, port, bridge, task)
+
+
+# -- camera faults: the app comes up degraded (link up, fault in HELLO/STATUS, fault LEDs),
+# retries the camera, and scans again once it works (firmware/hal/camera_guard.py).
+class FlakyCameraBoard(FakeBoard):
+    def __init__(self, frames):
+        super().__init__(frames)
+        self.open_fails = True  # the ribbon cable is loose
+        self.capture_fails = 0
+        self.opens = 0
+
+    def open_camera(self, frame_size):
+        self.opens += 1
+        if self.open_fails:
+            from scanbridge_fw.hal.base import HalError
+            raise HalError("camera_init_failed", "Camera probe failed with error 0x105(ESP_ERR_NOT_FOUND)")
+
+    async def capture(self):
+        if self.capture_fails:
+            self.capture_fails -= 1
+            await sleep_ms(2)
+            return None
+        return await FakeBoard.capture(self)
+
+
+def _statuses(bridge):
+    return [m.data for m in bridge.other if m.kind == wire.STATUS]
+
+
+def _fault_setup(frames):
+    app, board, port, bridge = _setup([], camera_retry_ms=50, camera_retry_max_ms=100, camera_fail_limit=3,
+                                      healthy_after_ms=1000)
+    flaky = FlakyCameraBoard(frames)
+    app.board = app.camera.board = app.feedback.board = flaky
+    app.decode = lambda g, w, h: flaky.current
+    return app, flaky, port, bridge
+
+
+async def test_camera_that_will_not_open_leaves_the_app_degraded_then_recovers():
+    from scanbridge_fw import bootguard
+    count = _cfg_path().replace("config.json", "bootcount")
+    for _ in range(2):
+        bootguard.on_boot(count)  # this boot and an earlier one have not proved healthy yet
+    app, board, port, bridge = _fault_setup([[b"after-fix"]] * 3 + [[]] * 1000)
+    app.on_healthy = lambda: bootguard.healthy(count)
+    btask = create_task(bridge.run())
+    task = create_task(app.run())
+    # the link comes up and the bridge hears why the scanner cannot scan
+    assert await _until(lambda: bridge.link.peer is not None)
+    fault = bridge.link.peer["fault"]
+    assert fault["code"] == "camera_init_failed" and "0x105" in fault["message"]
+    assert await _until(lambda: any(s.get("fault") for s in _statuses(bridge)))
+    st = [s for s in _statuses(bridge) if s.get("fault")][0]
+    assert st["fault"]["code"] == "camera_init_failed" and st["healthy"] is False
+    assert "fault" in app.feedback.played and 300 in board.tones
+    assert await _until(lambda: board.leds[:3] == ["err", "busy", "err"])  # err and busy alternate
+    assert await _until(lambda: app.counts["camera_retries"] >= 2)  # retried with backoff
+    # degraded is not a crash: the boot counts as healthy and the guard forgets the bad boots
+    assert await _until(lambda: app._healthy, 3000)
+    assert bootguard.decide(count, count + ".noapp")[0] == "app" and bootguard._read_count(count) == 0
+    assert bridge.scans == []
+    board.open_fails = False  # the technician reseats the cable
+    assert await _until(lambda: app.counts["camera_recoveries"] == 1)
+    assert await _until(lambda: [r["payload"] for r in app.results] == [b"after-fix"])
+    assert [m.data["payload"] for m in bridge.scans] == [b"after-fix"]
+    assert await _until(lambda: _statuses(bridge)[-1].get("fault") is None)
+    assert "recovered" in app.feedback.played and app.status()["fault"] is None
+    assert "fault" not in app._hello_data()  # a later reconnect's HELLO says all is well
+    await _stop(app, port, bridge, task)
+
+
+async def test_run_of_failed_captures_switches_to_degraded_and_back():
+    app, board, port, bridge = _fault_setup([[b"before"]] * 3 + [[]] * 5)
+    board.open_fails = False
+    btask = create_task(bridge.run())
+    task = create_task(app.run())
+    assert await _until(lambda: len(app.results) == 1)
+    board.capture_fails = 4  # the ribbon works loose while scanning
+    assert await _until(lambda: any((s.get("fault") or {}).get("code") == "camera_capture_failed"
+                                    for s in _statuses(bridge)))
+    assert "fault" in app.feedback.played and app.counts["capture_failed"] >= 3
+    assert await _until(lambda: app.camera.fault is None)
+    assert app.counts["camera_recoveries"] == 1 and board.opens >= 2
+    board.frames += [[b"after"]] * 3 + [[]] * 1000
+    assert await _until(lambda: [r["payload"] for r in app.results] == [b"before", b"after"])
+    assert await _until(lambda: _statuses(bridge)[-1].get("fault") is None)
+    await _stop(app, port, bridge, task)
