@@ -373,7 +373,8 @@ def start_counter(args, service: ScanService, token_decider=None, log=None, trus
                       order_ttl_s=args.order_ttl)
     if trust_store is not None:
         counter.with_tokens(trust_store, ledger)
-    verifier = getattr(counter.token_decider, "__self__", None)
+    dec = counter.token_decider  # a Verifier (make_decider) or a bound method of one
+    verifier = dec if hasattr(dec, "amount_for") else getattr(dec, "__self__", None)
     if verifier is not None and hasattr(verifier, "amount_for") and verifier.amount_for is None:
         verifier.amount_for = counter.amount_for  # the code's amount cap is checked against the order
     for spec in args.bind:

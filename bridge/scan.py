@@ -48,6 +48,12 @@ def accept_well_formed(scan: ScanEvent) -> Verdict:
     return Verdict(ACCEPTED, "ok", "Read")
 
 
+# A decider may also offer `many(scans) -> [Verdict]` (same order): ScanService.handle_many then
+# decides a batch in one call, so a ledger commits the batch's claims in one transaction.
+def _internal_error(e: BaseException) -> Verdict:
+    return Verdict(REJECTED, "internal_error", "Bridge error: %s" % type(e).__name__)
+
+
 Decider = Callable[[ScanEvent], Verdict]
 Listener = Callable[[ScanEvent, Verdict], None]
 ResultSender = Callable[[ScanEvent, Verdict], None]
@@ -95,9 +101,35 @@ class ScanService:
             try:
                 verdict = self.decide(scan)
             except Exception as e:  # a decider bug must not take the link down; the scanner hears why
-                verdict = Verdict(REJECTED, "internal_error", "Bridge error: %s" % type(e).__name__)
+                verdict = _internal_error(e)
         self._tell(scan, verdict)
         return verdict
+
+    def handle_many(self, scans: list[ScanEvent]) -> list[Verdict]:
+        """Decide scans that arrived together (a link's backlog) and tell listeners of each, in
+        order. With a batch-capable decider this is one call (and one ledger commit); otherwise
+        the scans are decided one by one, exactly as `handle` would."""
+        if not scans:
+            return []
+        many = getattr(self.decide, "many", None)
+        with self._lock:
+            if many is None:
+                verdicts = []
+                for scan in scans:
+                    try:
+                        verdicts.append(self.decide(scan))
+                    except Exception as e:
+                        verdicts.append(_internal_error(e))
+            else:
+                try:
+                    verdicts = list(many(scans))
+                    if len(verdicts) != len(scans):
+                        raise RuntimeError("decider returned %d verdicts for %d scans" % (len(verdicts), len(scans)))
+                except Exception as e:  # not retried one by one: claims may already be made
+                    verdicts = [_internal_error(e)] * len(scans)
+        for scan, verdict in zip(scans, verdicts):
+            self._tell(scan, verdict)
+        return verdicts
 
     def _tell(self, scan: ScanEvent, verdict: Verdict) -> None:
         # A listener's failure (a page, a printer) must never keep the RESULT from the scanner.

@@ -344,3 +344,77 @@ def test_a_silent_scanner_is_shown_offline_when_its_keepalive_runs_out(broker):
     still_open = asyncio.run(scenario())
     bridge.stop()
     assert still_open  # it was the keepalive, not a closed socket, that fired the will
+
+
+def test_a_scan_is_acknowledged_only_after_its_result_so_a_crash_mid_decision_loses_nothing(broker):
+    """The bridge PUBACKs a scan only once its RESULT is published: a bridge killed while deciding
+    leaves the scan with the broker, which hands it to the restarted bridge (same session), and
+    the scanner is answered without having to publish again."""
+    gate, entered = threading.Event(), threading.Event()
+
+    def stuck(scan):  # bridge A hangs in the decision until it is dead
+        entered.set()
+        gate.wait(10)
+        return Verdict(ACCEPTED, "ok", "Paid")
+    a = _bridge(broker, ScanService(stuck), session_expiry=60)
+    ledger = Ledger()
+    got = []
+
+    async def scenario():
+        c = MQTTClient("dev1", "127.0.0.1", broker.port, user="dev1", password=DEVICES["dev1"],
+                       subscriptions=[(topics.topic(SITE, "dev1", topics.RESULT), 1)],
+                       on_message=lambda t, p, r, d: got.append(topics.unpack(p)))
+        task = asyncio.create_task(c.run())
+        await asyncio.wait_for(c.up.wait(), 10)
+        await c.publish(topics.topic(SITE, "dev1", topics.SCAN), topics.pack(wire.SCAN, 3, 1, {"payload": b"PAY-1"}), 1)
+        await _wait(entered.is_set, what="bridge A deciding")
+        a.kill()
+        gate.set()  # A's decision finishes after its death: no RESULT leaves, no PUBACK either
+        await asyncio.sleep(0.3)
+        b = _bridge(broker, ScanService(ledger.decide), session_expiry=60)  # same client id: A's session
+        await _wait(lambda: len(got) >= 1, what="the RESULT from the restarted bridge")
+        await asyncio.sleep(0.3)
+        b.stop()
+        await c.disconnect()
+        task.cancel()
+
+    asyncio.run(scenario())
+    assert ledger.calls == 1
+    assert [(seq, data["verdict"]) for _, _, seq, data in got] == [(1, wire.ACCEPTED)]
+
+
+def test_scans_that_arrive_together_are_decided_in_one_batch(broker):
+    """A batch-capable decider (token verification: one ledger commit per batch) gets the scans
+    that queued while it was busy in one call; each scanner still gets its own RESULT."""
+    calls = []
+    gate = threading.Event()
+
+    class Batching:
+        def __call__(self, scan):
+            return self.many([scan])[0]
+
+        def many(self, scans):
+            calls.append(len(scans))
+            gate.wait(5)  # the first call holds the line while the others queue
+            return [Verdict(ACCEPTED, "ok", "Paid") for _ in scans]
+    bridge = _bridge(broker, ScanService(Batching()))
+    got = []
+
+    async def scenario():
+        c = MQTTClient("dev1", "127.0.0.1", broker.port, user="dev1", password=DEVICES["dev1"],
+                       subscriptions=[(topics.topic(SITE, "dev1", topics.RESULT), 1)],
+                       on_message=lambda t, p, r, d: got.append(topics.unpack(p)))
+        task = asyncio.create_task(c.run())
+        await asyncio.wait_for(c.up.wait(), 10)
+        for seq in range(1, 11):
+            await c.publish(topics.topic(SITE, "dev1", topics.SCAN), topics.pack(wire.SCAN, 4, seq, {"payload": b"B-%d" % seq}), 1)
+        await _wait(lambda: bridge.stats()["scans"] == 10, what="ten scans received")
+        gate.set()
+        await _wait(lambda: len(got) >= 10, what="ten RESULTs")
+        await c.disconnect()
+        task.cancel()
+
+    asyncio.run(scenario())
+    bridge.stop()
+    assert sum(calls) == 10 and len(calls) < 10 and max(calls) > 1, calls
+    assert sorted(seq for _, _, seq, _ in got) == list(range(1, 11))

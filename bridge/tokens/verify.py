@@ -206,11 +206,20 @@ class Verifier:
         amount = self.amount_for(scan) if self.amount_for else None
         return self.check(scan.payload, amount)
 
+    def decide_many(self, scans: Sequence[ScanEvent]) -> list[Verdict]:
+        amounts = [self.amount_for(s) for s in scans] if self.amount_for else None
+        return self.check_many([s.payload for s in scans], amounts)
+
+    # the ScanService decider protocol: call for one scan, many() for a batch
+    __call__ = decide
+    many = decide_many
+
 
 def make_decider(trust_store: TrustStore, ledger, *, skew_s: float = DEFAULT_SKEW_S,
                  clock: Callable[[], float] = time.time, amount_for: Optional[AmountLookup] = None,
-                 online_ttl_s: float = DEFAULT_ONLINE_TTL_S) -> Callable[[ScanEvent], Verdict]:
-    """The decider for scanbridge.scan.ScanService: ScanEvent -> Verdict. Thread-safe (the ledger
-    makes the single-use claim atomic), so several links may call it at once."""
+                 online_ttl_s: float = DEFAULT_ONLINE_TTL_S) -> Verifier:
+    """The decider for scanbridge.scan.ScanService: called with a ScanEvent it returns a Verdict;
+    `.many(scans)` decides a batch with one ledger commit. Thread-safe (the ledger makes the
+    single-use claim atomic), so several links may call it at once."""
     return Verifier(trust_store, ledger, skew_s=skew_s, clock=clock, amount_for=amount_for,
-                    online_ttl_s=online_ttl_s).decide
+                    online_ttl_s=online_ttl_s)

@@ -39,9 +39,6 @@ def add_arguments(parser):
     parser.add_argument("--ledger", default="", help="ledger URL for --decider tokens "
                         "(default: an SQLite file in the bench's temp folder)")
     parser.add_argument("--workers", type=int, default=1, help="bridge threads deciding scans")
-    parser.add_argument("--unlocked-service", action="store_true",
-                        help="experiment: let the bridge's ScanService run deciders concurrently "
-                             "(replaces its decision lock; the token decider is thread-safe)")
     parser.add_argument("--json", action="store_true")
 
 
@@ -73,10 +70,15 @@ def _decider(trust_json, ledger_url):
         from scanbridge.tokens import TrustStore, make_decider
         verify = make_decider(TrustStore.from_json(trust_json), open_ledger(ledger_url))
 
-        def decide(scan):
-            stats["decided"] += 1
-            return verify(scan)
-        return decide, stats, "signed Ed25519 tokens: scanbridge.tokens verifier + SQLite ledger"
+        class Counted:  # counts what reaches the verifier; keeps its batch entry point
+            def __call__(self, scan):
+                stats["decided"] += 1
+                return verify(scan)
+
+            def many(self, scans):
+                stats["decided"] += len(scans)
+                return verify.many(scans)
+        return Counted(), stats, "signed Ed25519 tokens: scanbridge.tokens verifier + SQLite ledger"
     seen: set = set()
 
     def decide_plain(scan):
@@ -88,23 +90,24 @@ def _decider(trust_json, ledger_url):
     return decide_plain, stats, "ScanService default (accept_well_formed) + in-memory single-use set"
 
 
-class _NoLock:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+def _cpu_s() -> float:
+    import resource
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
-def _bridge_worker(url, trust_json, ledger_url, conn, workers=1, unlocked=False):
+def _bridge_worker(url, trust_json, ledger_url, conn, workers=1):
+    import os
+    if os.environ.get("SB_PROFILE"):
+        import cProfile
+        prof = cProfile.Profile()
+        prof.enable()
     from scanbridge.link.mqtt import start_mqtt_link
     from scanbridge.scan import ScanService
     decide, dstats, name = _decider(trust_json, ledger_url)
     reasons: dict[str, int] = {}
 
     service = ScanService(decide)
-    if unlocked:
-        service._lock = _NoLock()  # experiment only (see --unlocked-service)
     lock = threading.Lock()
 
     def count(scan, verdict):
@@ -114,8 +117,13 @@ def _bridge_worker(url, trust_json, ledger_url, conn, workers=1, unlocked=False)
     link = start_mqtt_link(url, service, site=SITE, group="bench", username=BRIDGE_USER,
                            password=BRIDGE_PW, client_id="fleet-bridge-1", wait=10, workers=workers)
     conn.send("ready")
+    cpu0 = _cpu_s()
     conn.recv()  # "stop"
     time.sleep(0.2)
+    dstats["cpu_ms_per_scan"] = round((_cpu_s() - cpu0) * 1000 / max(1, link.stats()["scans"]), 3)
+    if os.environ.get("SB_PROFILE"):
+        prof.disable()
+        prof.dump_stats(os.environ["SB_PROFILE"])
     conn.send({"reasons": reasons, "decider": name, **dstats, **link.stats()})
     link.stop()
 
@@ -256,7 +264,7 @@ def _anchor(port, rate, seconds):
 
 
 def run(scanners, rate, seconds, drain=15.0, anchor_seconds=5.0, anchor_rate=0, anchor=True,
-        decider="tokens", ledger="", workers=1, unlocked=False):
+        decider="tokens", ledger="", workers=1):
     from scanbridge_tools.broker import Broker
     limit = _raise_fd_limit(scanners * 2 + 256)
     folder = Path(tempfile.mkdtemp(prefix="sb-fleet-"))
@@ -265,11 +273,13 @@ def run(scanners, rate, seconds, drain=15.0, anchor_seconds=5.0, anchor_rate=0, 
     broker = Broker(folder, devices, {BRIDGE_USER: BRIDGE_PW}, persistence=False,
                     max_connections=scanners + 64).start()
     tokens, trust_json = _mint(int(rate * seconds)) if decider == "tokens" else (None, None)
+    # The anchor runs first, on the same broker, while no bridge is subscribed to its topic.
+    anchor_out = _anchor(broker.port, anchor_rate or rate, anchor_seconds) if anchor else None
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
     worker = ctx.Process(target=_bridge_worker, daemon=True,
                          args=(broker.url, trust_json, ledger or "sqlite:%s/ledger.db" % folder, child,
-                               workers, unlocked))
+                               workers))
     worker.start()
     try:
         if not parent.poll(30) or parent.recv() != "ready":
@@ -281,11 +291,11 @@ def run(scanners, rate, seconds, drain=15.0, anchor_seconds=5.0, anchor_rate=0, 
         # decider a second time (refused "replayed": it slipped past the link's de-dupe).
         replayed = bridge.get("reasons", {}).get("replayed", 0)
         out.update({"scanners": scanners, "rate": rate, "seconds": seconds, "fd_limit": limit,
-                    "workers": workers, "unlocked_service": unlocked,
+                    "workers": workers,
                     "duplicates": out["duplicate_results"] + replayed,
                     "bridge": bridge, "decider": bridge.get("decider")})
-        if anchor:
-            out["anchor"] = _anchor(broker.port, anchor_rate or rate, anchor_seconds)
+        if anchor_out is not None:
+            out["anchor"] = anchor_out
         return out
     finally:
         worker.join(5)
@@ -296,8 +306,7 @@ def run(scanners, rate, seconds, drain=15.0, anchor_seconds=5.0, anchor_rate=0, 
 
 def main(args):
     out = run(args.scanners, args.rate, args.seconds, args.drain, args.anchor_seconds,
-              args.anchor_rate, not args.no_anchor, args.decider, args.ledger, args.workers,
-              args.unlocked_service)
+              args.anchor_rate, not args.no_anchor, args.decider, args.ledger, args.workers)
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
@@ -307,6 +316,11 @@ def main(args):
             ("duplicates", out["duplicates"]), ("refused (queue full)", out["refused_queue_full"]),
             ("republished", out["republished"]), ("p50 ms (publish -> RESULT)", out["p50_ms"]),
             ("p99 ms", out["p99_ms"]), ("max ms", out["max_ms"]), ("connect all, s", out["connect_s"])]
+    b = out.get("bridge") or {}
+    if b:
+        rows += [("bridge: time in bridge p50 / p99 ms", "%s / %s" % (b.get("in_bridge_p50_ms"), b.get("in_bridge_p99_ms"))),
+                 ("bridge: decision batches (largest)", "%s (%s)" % (b.get("batches"), b.get("largest_batch"))),
+                 ("bridge: CPU ms per scan", b.get("cpu_ms_per_scan"))]
     if "anchor" in out:
         a = out["anchor"]
         rows += [("anchor: bare paho QoS1 at %.0f/s, received" % a["rate"], "%d/%d" % (a["received"], a["sent"])),
@@ -320,4 +334,4 @@ if __name__ == "__main__":
     sys.exit(main(__import__("argparse").Namespace(scanners=10, rate=50, seconds=3, drain=10,
                                                    anchor_seconds=2, anchor_rate=0, no_anchor=False,
                                                    decider="tokens", ledger="", workers=1,
-                                                   unlocked_service=False, json=True)))
+                                                   json=True)))
