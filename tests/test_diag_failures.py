@@ -78,3 +78,52 @@ def test_every_known_failure_is_documented():
     doc = (Path(__file__).resolve().parents[1] / "docs" / "fieldkit.md").read_text()
     for fid, *_ in KNOWN:
         assert "`%s`" % fid in doc, "docs/fieldkit.md does not list %s" % fid
+
+
+# -- a degraded scanner (camera fault, firmware/hal/camera_guard.py) reports its camera state
+PROBE = "Camera probe failed with error 0x105(ESP_ERR_NOT_FOUND) (check power and the board pin map)"
+
+
+def _degraded(code, message, retries=3, recoveries=0, camera_ok=False):
+    fault = {"code": code, "message": message, "retries": retries, "for_ms": 9000, "retry_in_ms": 4000}
+    state = {"fault": fault, "last_fault": "%s: %s" % (code, message), "open": False, "retries": retries,
+             "recoveries": recoveries}
+    return _with(health__camera=state, camera={"ok": camera_ok, "error": "%s: %s" % (code, message)},
+                 hello={"device": "d1", "fault": {"code": code, "message": message}})
+
+
+def test_camera_not_detected_names_reseat_and_profile():
+    found = detect(_degraded("camera_init_failed", PROBE))
+    ids = [x["id"] for x in found]
+    assert ids[0] == "camera_not_found" and "camera_init_failed" not in ids
+    fix = found[0]["fix"]
+    assert "Reseat the camera ribbon cable" in fix and "board profile" in fix and "without a reboot" in fix
+    assert "0x105" in found[0]["evidence"]
+
+
+def test_fault_code_alone_from_hello_is_enough():
+    # diag.health could not run (e.g. an old bridge asked): the HELLO's fault still names it
+    f = _with(hello={"device": "d1", "fault": {"code": "no_camera_driver",
+                                               "message": "this MicroPython image has no camera module"}})
+    f["camera"] = {}
+    ids = _ids(f)
+    assert "no_camera_driver" in ids and "camera_init_failed" not in ids
+
+
+def test_capture_fault_is_its_own_row_not_dropped_frames():
+    f = _degraded("camera_capture_failed", "10 captures in a row failed (last: no frame)")
+    f["health"]["capture_failed"] = 300
+    ids = _ids(f)
+    assert "camera_capture_failing" in ids and "dropped_frames" not in ids and "camera_init_failed" not in ids
+
+
+def test_recovered_camera_is_reported_as_intermittent_not_as_broken():
+    f = _degraded("camera_init_failed", PROBE, recoveries=1)
+    f["health"]["camera"]["fault"] = None
+    f["health"]["camera"]["open"] = True
+    f["camera"] = {"ok": True, "stats": {"mean": 120}}
+    f["health"]["recent_failures"] = ["camera fault camera_init_failed: " + PROBE]
+    del f["hello"]["fault"]
+    found = detect(f)
+    assert [x["id"] for x in found] == ["camera_intermittent"]
+    assert "0x105" in found[0]["evidence"] and "ribbon" in found[0]["fix"]

@@ -125,9 +125,11 @@ def _live_log(args, t):
                 if args.json:
                     print(json.dumps({"t": round(time.time(), 3), "status": st}), flush=True)
                 else:
-                    print("%s  STATUS frames=%s scans=%s results=%s mem_free=%s" % (
+                    fault = st.get("fault")
+                    print("%s  STATUS frames=%s scans=%s results=%s mem_free=%s%s" % (
                         time.strftime("%H:%M:%S"), st.get("frames"), st.get("scans"), st.get("results"),
-                        st.get("mem_free")), flush=True)
+                        st.get("mem_free"), "  FAULT %s: %s" % (fault.get("code"), fault.get("message"))
+                        if fault else ""), flush=True)
             seen = len(t.statuses)
     except KeyboardInterrupt:
         pass

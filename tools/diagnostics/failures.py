@@ -9,9 +9,37 @@ from __future__ import annotations
 import re
 
 
+def camera_state(f) -> dict | None:
+    """The scanner's camera guard as it reported it (firmware with degraded mode): {fault,
+    last_fault, open, retries, recoveries}; None from firmware that does not report it."""
+    for src in ((f.get("health") or {}).get("camera"), (f.get("camera") or {}).get("state"),
+                (f.get("info") or {}).get("camera")):
+        if isinstance(src, dict):
+            return src
+    return None
+
+
+def current_fault(f) -> dict | None:
+    """The fault the scanner is degraded by now ({code, message, ...}), from diag or its HELLO."""
+    cam = camera_state(f)
+    if cam is not None:
+        return cam.get("fault")
+    return (f.get("hello") or {}).get("fault")
+
+
+def _camera_works(f) -> bool:
+    """The scanner says its camera works now: older camera errors in the texts are history
+    (camera_intermittent reports them)."""
+    cam = camera_state(f)
+    return cam is not None and cam.get("fault") is None and (f.get("camera") or {}).get("ok") is not False
+
+
 def _texts(f) -> str:
     """Every error-ish text the device gave: failures, camera error, self-test details, raw line."""
     parts = [f.get("raw_text", "")]
+    fault = current_fault(f)
+    if fault:
+        parts.append("%s: %s" % (fault.get("code"), fault.get("message")))
     h = f.get("health") or {}
     parts += [str(x) for x in h.get("recent_failures", [])]
     cam = f.get("camera") or {}
@@ -29,17 +57,43 @@ def _search(pattern, f):
 
 
 def _camera_not_found(f):
+    if _camera_works(f):
+        return None
     return _search(r".*(0x105|ESP_ERR_NOT_FOUND|camera probe failed).*", f)
 
 
 def _sensor_unsupported(f):
+    if _camera_works(f):
+        return None
     return _search(r".*(0x20004|0x106\b|ESP_ERR_NOT_SUPPORTED|sensor not supported).*", f)
 
 
+def _no_camera_driver(f):
+    if _camera_works(f):
+        return None
+    return _search(r".*(no_camera_driver|has no camera module).*", f)
+
+
 def _camera_init(f):
-    if _camera_not_found(f) or _sensor_unsupported(f):
+    if _camera_works(f) or _camera_not_found(f) or _sensor_unsupported(f) or _no_camera_driver(f):
         return None  # the specific rows above say more
-    return _search(r".*(camera init failed|camera_init_failed|no_camera_driver|camera_closed).*", f)
+    if _search(r"frame buffer malloc failed|fb_malloc|cam_dma_config|failed to allocate frame buffer", f):
+        return None  # no_psram says more
+    return _search(r".*(camera init failed|camera_init_failed|camera_closed).*", f)
+
+
+def _capture_failing(f):
+    fault = current_fault(f) or {}
+    if fault.get("code") == "camera_capture_failed":
+        return "%s (retried %s times so far)" % (fault.get("message"), fault.get("retries", 0))
+    return None
+
+
+def _intermittent(f):
+    cam = camera_state(f)
+    if not _camera_works(f) or not cam or not cam.get("recoveries"):
+        return None
+    return "the camera failed and came back %d time(s); last fault: %s" % (cam["recoveries"], cam.get("last_fault"))
 
 
 def _brownout(f):
@@ -61,7 +115,7 @@ def _boot_loop(f):
 
 
 def _no_psram(f):
-    e = _search(r".*(frame buffer malloc failed|fb_malloc|cam_dma_config|failed to allocate frame buffer).*", f)
+    e = None if _camera_works(f) else _search(r".*(frame buffer malloc failed|fb_malloc|cam_dma_config|failed to allocate frame buffer).*", f)
     if e:
         return e
     h = f.get("health") or {}
@@ -132,6 +186,8 @@ def _weak_wifi(f):
 
 
 def _dropped_frames(f):
+    if (current_fault(f) or {}).get("code") == "camera_capture_failed":
+        return None  # camera_capture_failing says more
     h = f.get("health") or {}
     frames, failed = h.get("frames") or 0, h.get("capture_failed") or 0
     if failed and failed * 20 > frames + failed:
@@ -139,16 +195,30 @@ def _dropped_frames(f):
     return None
 
 
+_RETRIES_BY_ITSELF = (" The scanner keeps its link up and retries the camera by itself: once it answers, "
+                      "scanning resumes without a reboot (`scanbridge diag camera` retries at once).")
+
 KNOWN = [
-    ("camera_not_found", "Camera probe failed (0x105 ESP_ERR_NOT_FOUND)", _camera_not_found,
-     "Power first: a 5 V supply of at least 1 A and a short data cable (see hardware/power.md). Then "
-     "reseat the camera ribbon (latch open, contacts facing the board, latch closed). Then check the "
-     "board profile matches the board: `scanbridge flash provision --board ID`."),
+    ("camera_not_found", "Camera not detected: probe failed (0x105 ESP_ERR_NOT_FOUND)", _camera_not_found,
+     "Reseat the camera ribbon cable (latch open, contacts facing the board, push it fully in, latch "
+     "closed). Check the board profile matches the board: `scanbridge flash provision --board ID`. "
+     "Power: a 5 V supply of at least 1 A and a short data cable (see hardware/power.md)."
+     + _RETRIES_BY_ITSELF),
     ("camera_sensor_unsupported", "Camera sensor not supported (0x20004 / 0x106)", _sensor_unsupported,
      "A clone or different sensor than the profile's: fit a genuine OV2640 module (see hardware/BOM.md)."),
+    ("no_camera_driver", "This MicroPython image has no camera driver", _no_camera_driver,
+     "Flash a camera build of MicroPython (`scanbridge flash image -p PORT IMAGE.bin --board ID`), then "
+     "`scanbridge flash deploy`: stock MicroPython has no camera module."),
     ("camera_init_failed", "Camera init failed", _camera_init,
-     "Unplug for 5 s (a full power cycle, RST is not enough); make sure the image is a camera build of "
-     "MicroPython (`scanbridge flash image`); check the profile's pins."),
+     "Reseat the camera ribbon cable and check the board profile (`scanbridge flash provision --board ID`); "
+     "unplug for 5 s (a full power cycle, RST is not enough); make sure the image is a camera build of "
+     "MicroPython (`scanbridge flash image`)." + _RETRIES_BY_ITSELF),
+    ("camera_capture_failing", "Camera stopped giving frames (camera_capture_failed)", _capture_failing,
+     "The camera opened but its frames stopped: reseat the ribbon cable and keep it from moving; check the "
+     "5 V supply (brownout); a smaller frame_size needs less memory." + _RETRIES_BY_ITSELF),
+    ("camera_intermittent", "Camera failed and came back (loose ribbon or power)", _intermittent,
+     "The scanner recovered by itself, but it will fail again: reseat the ribbon cable and secure the "
+     "latch, check the 5 V supply and cable (hardware/power.md)."),
     ("brownout", "Brownout resets (supply voltage dips)", _brownout,
      "Use a 5 V >= 1 A supply and a short, thick USB cable (not a hub port); add 100-470 uF across 5V/GND; "
      "keep the flash LED duty low; the app starts WiFi after the camera (hardware/power.md)."),

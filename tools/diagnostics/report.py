@@ -78,8 +78,21 @@ def gather(t, do_selftest=True, do_snapshot=True, snapshot_path=None, pings=10) 
             facts["profile"] = profiles.load(board)
         except (ImportError, ValueError):
             facts["profile"] = None
+    facts["fault"] = failures.current_fault(facts)
     facts["findings"] = failures.detect(facts)
     return facts
+
+
+def fault_line(fault: dict | None) -> str | None:
+    """One line for a degraded scanner: its fault code, the driver's words, the retry state."""
+    if not fault:
+        return None
+    line = "DEGRADED (cannot scan): %s: %s" % (fault.get("code"), fault.get("message"))
+    if fault.get("retries") is not None:
+        line += "; retried %s times" % fault["retries"]
+    if fault.get("retry_in_ms"):
+        line += ", next retry in %.0f s" % (fault["retry_in_ms"] / 1000)
+    return line
 
 
 def human(f: dict) -> str:
@@ -89,6 +102,9 @@ def human(f: dict) -> str:
     L.append("scanner %s  (%s, board %s, fw %s, MicroPython %s)" % (
         h.get("device") or info.get("device"), f.get("port"), info.get("board", h.get("board")),
         info.get("fw", h.get("fw")), info.get("micropython", "?")))
+    fl = fault_line(f.get("fault"))
+    if fl:
+        L.append("  " + fl)
     if info:
         L.append("  chip %s (profile: %s), reset cause %s, boot count %s, up %.0f s, link %s" % (
             info.get("chip"), info.get("profile_chip"), info.get("reset_cause"), info.get("boot_count"),
@@ -104,6 +120,10 @@ def human(f: dict) -> str:
             hl.get("capture_failed")))
         for x in hl.get("recent_failures") or []:
             L.append("    recent failure: %s" % x)
+    cs = failures.camera_state(f)
+    if cs and not cs.get("fault") and cs.get("recoveries"):
+        L.append("  camera recovered %s time(s) after %s retries (last fault: %s)" % (
+            cs["recoveries"], cs.get("retries"), cs.get("last_fault")))
     cam = f.get("camera") or {}
     if cam:
         L.append("  camera %s %s" % ("ok" if cam.get("ok") else "FAILED", cam.get("stats") or cam.get("error", "")))

@@ -19,11 +19,13 @@ from scanbridge_tools.virtual_scanner.pty_port import PtyPort
 
 class VirtualScanner:
     def __init__(self, frames, link_path=None, device_id="virtual-0001", fps=15.0,
-                 config=None, config_dir=None, rto_ms=300, decode=None):
+                 config=None, config_dir=None, rto_ms=300, decode=None, camera_open_failures=0,
+                 camera_capture_failures=0):
         self.frames = frames
         self.device_id = device_id
         self.fps = fps
         self.decode = decode  # default: the firmware's decoder (checked at start)
+        self.camera_faults = (camera_open_failures, camera_capture_failures)  # at the first boot
         self.settings = dict(config or {})
         self._tmp = None
         if config_dir is None:
@@ -102,7 +104,10 @@ class VirtualScanner:
             cfg = config_mod.validate(cfg)
         if self.port is None:
             self.port = PtyPort(self.link_path)
-        self.board = VirtualBoard(self.frames, self.port, self.device_id, self.fps)
+        opens, captures = self.camera_faults
+        self.camera_faults = (0, 0)
+        self.board = VirtualBoard(self.frames, self.port, self.device_id, self.fps,
+                                  camera_open_failures=opens, camera_capture_failures=captures)
         if self.decode is None:
             self.decode = firmware_decoder()
         decode = self.decode
@@ -138,6 +143,13 @@ class VirtualScanner:
 
     def status(self) -> dict:
         return self._call(lambda: self.app.status())
+
+    # -- the camera, from any thread (a simulated fault: see VirtualBoard.fail_camera)
+    def fail_camera(self, opens=0, captures=0, message=None) -> None:
+        self._call(lambda: self.board.fail_camera(opens, captures, message))
+
+    def heal_camera(self) -> None:
+        self._call(lambda: self.board.heal_camera())
 
 
 async def _as_coro(fn):

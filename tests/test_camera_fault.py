@@ -1,0 +1,135 @@
+"""A scanner whose camera fails, end to end over a real pty: the virtual scanner (the real firmware
+app) with a simulated camera fault, the real bridge (`scanbridge run`, and its SerialLink) and
+`scanbridge diag`. The scanner comes up degraded (link up, fault code in HELLO and STATUS, fault
+LED pattern), diag turns the code into the fix, and scanning resumes after the camera recovers,
+without a reboot. The camera fault is simulated (tools/virtual_scanner/board.py); no ESP32 here."""
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from scanbridge.link.serial import SerialLink
+from scanbridge.scan import ScanService
+from scanbridge_tools.virtual_scanner.frames import QueuedStream
+from scanbridge_tools.virtual_scanner.scanner import VirtualScanner
+
+SB = str(Path(sys.executable).with_name("scanbridge"))
+FAST_RETRY = {"camera_retry_ms": 200, "camera_retry_max_ms": 400}
+
+
+def _until(cond, timeout=20.0, what="condition"):
+    end = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < end, "timed out waiting for " + what
+        time.sleep(0.05)
+
+
+def _hello_lines(stderr):
+    return [json.loads(line.split(" ", 1)[1]) for line in stderr.splitlines() if line.startswith("[hello] ")]
+
+
+def _leds(vs):
+    return [v for _, kind, v in list(vs.board.feedback) if kind == "led" and v is not None]
+
+
+def _run_bridge(path, seconds, json_out=False):
+    cmd = [SB, "run", "--port", path, "--seconds", str(seconds), "--no-counter"] + (["--json"] if json_out else [])
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.timeout(180)
+def test_camera_that_will_not_open_is_reported_and_recovers_without_reboot(tmp_path):
+    frames = QueuedStream()
+    vs = VirtualScanner(frames, fps=20, rto_ms=100, device_id="scan-fault-1", config=FAST_RETRY,
+                        camera_open_failures=-1).start()  # the ribbon cable is loose
+    try:
+        # 1. the bridge connects and hears why this scanner cannot scan
+        run = _run_bridge(vs.path, 3)
+        out, err = run.communicate(timeout=60)
+        assert run.returncode == 0, err
+        hellos = _hello_lines(err)
+        assert hellos, err
+        fault = hellos[0]["hello"]["fault"]
+        assert fault["code"] == "camera_init_failed" and "0x105" in fault["message"]
+        st = vs.status()
+        assert st["fault"]["code"] == "camera_init_failed" and st["camera_retries"] >= 2  # backing off
+        leds = _leds(vs)
+        assert any(leds[i:i + 3] == ["err", "busy", "err"] for i in range(len(leds))), leds  # fault pattern
+        assert any(kind == "tone" and v == 300 for _, kind, v in list(vs.board.feedback))
+
+        # 2. diag turns the code into a plain fix
+        p = subprocess.run([SB, "diag", "-p", vs.path, "--json", "--no-snapshot", "--count", "2"],
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 3, p.stdout + p.stderr  # problems found
+        r = json.loads(p.stdout)
+        assert r["fault"]["code"] == "camera_init_failed" and r["hello"]["fault"]["code"] == "camera_init_failed"
+        assert r["camera"]["ok"] is False and "camera_init_failed" in r["camera"]["error"]
+        assert r["selftest"]["camera"]["ok"] is False and r["selftest"]["decoder"]["ok"]  # the rest works
+        ids = [x["id"] for x in r["findings"]]
+        assert ids[0] == "camera_not_found" and "camera_init_failed" not in ids, ids
+        assert "Reseat the camera ribbon cable" in r["findings"][0]["fix"]
+        p = subprocess.run([SB, "diag", "-p", vs.path, "--no-snapshot", "--no-selftest", "--count", "1"],
+                           capture_output=True, text=True, timeout=120)
+        assert "DEGRADED (cannot scan): camera_init_failed: Camera probe failed" in p.stdout, p.stdout
+        assert "[camera_not_found]" in p.stdout and "board profile" in p.stdout
+
+        # 3. the technician reseats the cable: the next retry opens the camera, no reboot
+        vs.heal_camera()
+        _until(lambda: vs.status()["fault"] is None, what="the camera to recover")
+        st = vs.status()
+        assert st["camera_recoveries"] == 1 and vs.exit_reason is None and vs._boots == 1
+
+        # 4. scanning resumes: a code shown now goes through the bridge
+        run = _run_bridge(vs.path, 8, json_out=True)
+        time.sleep(2.0)
+        frames.show(b"PAID-AFTER-RESEAT")
+        out, err = run.communicate(timeout=60)
+        assert run.returncode == 0, err
+        recs = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        assert [x["payload"] for x in recs] == ["PAID-AFTER-RESEAT"], out + err
+        assert recs[0]["device"] == "scan-fault-1" and recs[0]["verdict"] in ("accepted", "rejected")
+        assert all("fault" not in h["hello"] for h in _hello_lines(err)), err
+
+        # 5. diag now calls it intermittent, not broken
+        p = subprocess.run([SB, "diag", "-p", vs.path, "--json", "--no-snapshot", "--no-selftest", "--count", "1"],
+                           capture_output=True, text=True, timeout=120)
+        r = json.loads(p.stdout)
+        assert r["fault"] is None and r["camera"]["ok"] is True
+        assert [x["id"] for x in r["findings"]] == ["camera_intermittent"], r["findings"]
+    finally:
+        vs.stop()
+
+
+@pytest.mark.timeout(120)
+def test_run_of_failed_captures_while_scanning_degrades_and_recovers():
+    frames = QueuedStream()
+    vs = VirtualScanner(frames, fps=30, rto_ms=100, device_id="scan-fault-2",
+                        config=dict(FAST_RETRY, camera_fail_limit=5)).start()
+    statuses = []
+    results = []
+    service = ScanService()
+    service.add_listener(lambda scan, verdict: results.append((scan.payload, verdict.verdict)))
+    link = SerialLink(vs.path, service,
+                      on_event=lambda kind, d: statuses.append(d["status"]) if kind == "status" else None).start()
+    try:
+        assert link.wait_ready(10)
+        frames.show(b"BEFORE-FAULT")
+        _until(lambda: [p for p, _ in results] == [b"BEFORE-FAULT"], what="the first scan")
+        vs.fail_camera(captures=8)  # the ribbon works loose: 5 in a row is a fault, then 3 more
+        _until(lambda: any((s.get("fault") or {}).get("code") == "camera_capture_failed" for s in statuses),
+               what="STATUS with the capture fault")
+        st = next(s for s in statuses if s.get("fault"))
+        assert "5 captures in a row failed" in st["fault"]["message"] and st["capture_failed"] >= 5
+        _until(lambda: statuses[-1].get("fault") is None and statuses[-1]["camera_recoveries"] == 1,
+               what="STATUS after recovery")
+        frames.show(b"AFTER-FAULT")
+        _until(lambda: [p for p, _ in results] == [b"BEFORE-FAULT", b"AFTER-FAULT"], what="the scan after recovery")
+        assert link.device["device"] == "scan-fault-2" and "fault" not in link.device  # never faulty at HELLO
+        played = vs.app.feedback.played
+        assert "fault" in played and "recovered" in played
+    finally:
+        link.stop()
+        vs.stop()
