@@ -69,7 +69,8 @@ _CLAIMS = """
 CREATE TABLE IF NOT EXISTS claims (
     key BLOB PRIMARY KEY,
     expires_at REAL NOT NULL,
-    claimed_at REAL NOT NULL
+    claimed_at REAL NOT NULL,
+    owner BLOB
 ) WITHOUT ROWID;
 """
 
@@ -86,23 +87,30 @@ class CounterLedger:
     def __init__(self, db: Database, prune_every_s: float = 60.0):
         self.db = db
         db.executescript(_CLAIMS)
+        with db.transaction() as c:
+            if "owner" not in [r[1] for r in c.execute("PRAGMA table_info(claims)").fetchall()]:
+                c.execute("ALTER TABLE claims ADD COLUMN owner BLOB")  # a file from before owners
         self.prune_every_s = prune_every_s
         self._next_prune = time.monotonic() + prune_every_s
 
-    def claim(self, key: bytes, expires_at: float) -> bool:
-        return self.claim_many([(key, expires_at)])[0]
+    def claim(self, key: bytes, expires_at: float, owner: Optional[bytes] = None) -> bool:
+        return self.claim_many([(key, expires_at, owner)])[0]
 
     def claim_many(self, items) -> list:
+        """(key, expires_at[, owner]) -> True where new, or held by this same owner (the ledger
+        contract in scanbridge.ledger)."""
         now = time.time()
         out = []
         with self.db.transaction() as c:  # joins the counter's transaction when there is one
-            for key, expires_at in items:
-                row = c.execute("SELECT expires_at FROM claims WHERE key=?", (key,)).fetchone()
+            for item in items:
+                key, expires_at = item[0], item[1]
+                owner = bytes(item[2]) if len(item) > 2 and item[2] else None
+                row = c.execute("SELECT expires_at, owner FROM claims WHERE key=?", (key,)).fetchone()
                 if row is not None and row[0] > now:
-                    out.append(False)
+                    out.append(owner is not None and row[1] == owner)
                     continue
-                c.execute("INSERT OR REPLACE INTO claims (key, expires_at, claimed_at) VALUES (?,?,?)",
-                          (key, expires_at, now))
+                c.execute("INSERT OR REPLACE INTO claims (key, expires_at, claimed_at, owner) VALUES (?,?,?,?)",
+                          (key, expires_at, now, owner))
                 out.append(True)
             if time.monotonic() >= self._next_prune:
                 self._next_prune = time.monotonic() + self.prune_every_s

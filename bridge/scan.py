@@ -26,6 +26,16 @@ class ScanEvent:
     quality: int = 0
     received_at: float = field(default_factory=time.time)  # wall clock, for records
     received_mono: float = field(default_factory=time.monotonic)  # for latency
+    session: int = 0  # the sending link's session (random per scanner boot); 0: none
+
+    @property
+    def presentation(self) -> Optional[bytes]:
+        """This scan's identity for an idempotent ledger claim (device, link session, seq): the
+        same scan delivered again may have its claim again; any other scan of the code may not.
+        None when the link has no session (virtual, tests): then every claim is new or refused."""
+        if not self.session:
+            return None
+        return ("%s/%d/%d" % (self.device_id, self.session, self.seq)).encode()
 
 
 @dataclass

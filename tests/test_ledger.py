@@ -37,10 +37,19 @@ def pg_available():
         return False
 
 
-@pytest.fixture(params=["sqlite", "sqlite-nogroup", "redis", "postgres"])
+@pytest.fixture(params=["sqlite", "sqlite-nogroup", "redis", "postgres", "counter-db"])
 def ledger(request, tmp_path):
     kind = request.param
-    if kind == "redis":
+    if kind == "counter-db":  # the claim inside the counter's own SQLite file (scanbridge.counter)
+        from scanbridge.counter import CounterLedger
+        from scanbridge.outbox import Database
+        db = Database(str(tmp_path / "counter.db"))
+        led = CounterLedger(db)
+        led.is_claimed = lambda key: db.query("SELECT 1 FROM claims WHERE key=? AND expires_at>?",
+                                             (key, time.time())) != []
+        yield led
+        db.close()
+    elif kind == "redis":
         if not redis_available():
             pytest.skip("no Redis on 127.0.0.1:6379")
         led = open_ledger("%s?prefix=sbtest:%s:%s:" % (REDIS_URL, RUN, uuid.uuid4().hex[:6]))
@@ -101,7 +110,7 @@ def test_expiry_and_prune(ledger):
     now = time.time()
     ledger.claim(b"short", now + 1.0)
     ledger.claim(b"long", now + 600)
-    if hasattr(ledger, "drop_table") or isinstance(ledger, SQLiteLedger):
+    if not hasattr(ledger, "_r"):
         assert ledger.prune(now + 5) == 1  # our own clock decides in SQL backends
         assert not ledger.is_claimed(b"short") and ledger.is_claimed(b"long")
     else:  # Redis expires keys itself (TTL given relative, never in the past)
@@ -249,3 +258,35 @@ def test_sqlite_processes_creating_one_new_file_at_once(tmp_path):
             assert p.returncode == 0, err[-1500:]
             outs.append(out.strip())
         assert sorted(outs) == ["False", "False", "True"]
+
+
+def test_the_same_owner_may_claim_again_nobody_else(ledger):
+    """A scan redelivered after a bridge died between its claim and its RESULT is the same
+    presentation: its claim is granted again. Another scan, or an anonymous claim, is refused."""
+    exp = time.time() + 60
+    assert ledger.claim(b"tok", exp, b"dev1/7/3") is True
+    assert ledger.claim(b"tok", exp, b"dev1/7/3") is True  # the same scan, delivered again
+    assert ledger.claim(b"tok", exp, b"dev1/7/4") is False  # the next scan of that code
+    assert ledger.claim(b"tok", exp, b"dev2/9/3") is False
+    assert ledger.claim(b"tok", exp) is False
+    assert ledger.claim(b"anon", exp) is True
+    assert ledger.claim(b"anon", exp, b"dev1/7/3") is False  # an owner cannot take an anonymous claim
+    assert ledger.claim_many([(b"m", exp, b"a/1/1"), (b"m", exp, b"a/1/2"), (b"m", exp, b"a/1/1"),
+                              (b"tok", exp, b"dev1/7/3"), (b"n", exp)]) == [True, False, True, True, True]
+
+
+def test_sqlite_ledger_file_from_before_owners_is_upgraded(tmp_path):
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE claims (key BLOB PRIMARY KEY, expires_at REAL NOT NULL, "
+               "claimed_at REAL NOT NULL) WITHOUT ROWID")
+    db.execute("INSERT INTO claims VALUES (?, ?, ?)", (b"old", time.time() + 60, time.time()))
+    db.commit()
+    db.close()
+    led = SQLiteLedger(str(path))
+    try:
+        assert led.claim(b"old", time.time() + 60, b"d/1/1") is False  # what it held, it still holds
+        assert led.claim(b"new", time.time() + 60, b"d/1/1") is True
+        assert led.claim(b"new", time.time() + 60, b"d/1/1") is True
+    finally:
+        led.close()

@@ -418,3 +418,54 @@ def test_scans_that_arrive_together_are_decided_in_one_batch(broker):
     bridge.stop()
     assert sum(calls) == 10 and len(calls) < 10 and max(calls) > 1, calls
     assert sorted(seq for _, _, seq, _ in got) == list(range(1, 11))
+
+
+def test_a_bridge_that_dies_after_the_claim_but_before_the_result_still_answers_accepted(broker, tmp_path):
+    """Signed tokens and an SQLite ledger: bridge A claims the token, then dies before its RESULT
+    leaves. The broker redelivers the scan to the restarted bridge; the ledger knows the claim is
+    this same scan's (device, session, seq), so the scanner hears "accepted", not "replayed". A
+    later scan of the same code is refused."""
+    from scanbridge.ledger import open_ledger
+    from scanbridge.tokens import make_decider
+    from scanbridge_tools.mint import demo_payloads
+    demo = demo_payloads(3)
+    token = demo.payloads[0][1]
+    url = "sqlite:%s" % (tmp_path / "ledger.db")
+    gate, claimed = threading.Event(), threading.Event()
+    verifier_a = make_decider(demo.trust_store, open_ledger(url))
+
+    class DiesAfterClaim:
+        def __call__(self, scan):
+            return self.many([scan])[0]
+
+        def many(self, scans):
+            out = verifier_a.many(scans)
+            claimed.set()
+            gate.wait(10)
+            return out
+    a = _bridge(broker, ScanService(DiesAfterClaim()), session_expiry=60)
+    got = []
+
+    async def scenario():
+        c = MQTTClient("dev1", "127.0.0.1", broker.port, user="dev1", password=DEVICES["dev1"],
+                       subscriptions=[(topics.topic(SITE, "dev1", topics.RESULT), 1)],
+                       on_message=lambda t, p, r, d: got.append(topics.unpack(p)))
+        task = asyncio.create_task(c.run())
+        await asyncio.wait_for(c.up.wait(), 10)
+        scan_topic = topics.topic(SITE, "dev1", topics.SCAN)
+        await c.publish(scan_topic, topics.pack(wire.SCAN, 11, 1, {"payload": token}), 1)
+        await _wait(claimed.is_set, what="bridge A's claim")
+        a.kill()
+        gate.set()
+        await asyncio.sleep(0.3)
+        b = _bridge(broker, ScanService(make_decider(demo.trust_store, open_ledger(url))), session_expiry=60)
+        await _wait(lambda: len(got) >= 1, what="the RESULT of the redelivered scan")
+        await c.publish(scan_topic, topics.pack(wire.SCAN, 11, 2, {"payload": token}), 1)  # shown again
+        await _wait(lambda: len(got) >= 2, what="the RESULT of the second scan")
+        b.stop()
+        await c.disconnect()
+        task.cancel()
+
+    asyncio.run(scenario())
+    assert [(seq, data["verdict"], data["reason"]) for _, _, seq, data in got] == [
+        (1, wire.ACCEPTED, "ok"), (2, wire.REJECTED, "replayed")]

@@ -1,8 +1,13 @@
 """The single-use ledger: claim a token's key once, atomically, until it expires; open one by URL.
 
-Every backend offers `claim(key, expires_at) -> bool`, `claim_many([(key, expires_at), ...]) ->
-[bool]`, `prune(now=None) -> int` and `close()`. A claim returns only once it is durable for that
-backend (see docs/tokens.md, "Single-use ledger").
+Every backend offers `claim(key, expires_at, owner=None) -> bool`, `claim_many([(key, expires_at)
+or (key, expires_at, owner), ...]) -> [bool]`, `prune(now=None) -> int` and `close()`. A claim
+returns only once it is durable for that backend (see docs/tokens.md, "Single-use ledger").
+
+`owner` names the presentation that claims (the scan: device, link session, sequence number). A
+key is granted once; asking again with the same owner is granted again, so a scan redelivered
+after a bridge died between its claim and its RESULT gets its verdict back instead of "replayed".
+Any other owner, or none, is refused.
 
 URLs: `sqlite:///abs/path.db`, `sqlite:relative.db`, `sqlite::memory:` (the default backend;
 default file `~/.local/share/scanbridge/ledger.db` or $SCANBRIDGE_LEDGER),

@@ -35,7 +35,8 @@ class PostgresLedger:
                         conn.execute("CREATE SCHEMA IF NOT EXISTS %s" % table.split(".")[0])
                     conn.execute("CREATE TABLE IF NOT EXISTS %s (key bytea PRIMARY KEY, "
                                  "expires_at double precision NOT NULL, "
-                                 "claimed_at double precision NOT NULL)" % table)
+                                 "claimed_at double precision NOT NULL, owner bytea)" % table)
+                    conn.execute("ALTER TABLE %s ADD COLUMN IF NOT EXISTS owner bytea" % table)
                     conn.execute("CREATE INDEX IF NOT EXISTS %s_expiry ON %s (expires_at)"
                                  % (table.split(".")[-1], table))
             except psycopg.errors.UniqueViolation:
@@ -65,29 +66,44 @@ class PostgresLedger:
     def claim_many(self, items: Sequence[tuple]) -> list:
         if not items:
             return []
-        keys = [bytes(k) for k, _ in items]
-        exps = [float(e) for _, e in items]
+        keys = [bytes(it[0]) for it in items]
+        exps = [float(it[1]) for it in items]
+        owners = [bytes(it[2]) if len(it) > 2 and it[2] else None for it in items]
         with self._lock:
             try:
                 conn = self._connection()
                 with conn.transaction():
                     rows = conn.execute(
-                        "INSERT INTO %s (key, expires_at, claimed_at) "
-                        "SELECT k, e, %%s FROM unnest(%%s::bytea[], %%s::float8[]) AS t(k, e) "
+                        "INSERT INTO %s (key, expires_at, claimed_at, owner) "
+                        "SELECT k, e, %%s, o FROM unnest(%%s::bytea[], %%s::float8[], %%s::bytea[]) AS t(k, e, o) "
                         "ON CONFLICT (key) DO NOTHING RETURNING key" % self.table,
-                        (time.time(), keys, exps)).fetchall()
+                        (time.time(), keys, exps, owners)).fetchall()
+                    won_keys = {bytes(r[0]) for r in rows}
+                    ask = [k for k, o in zip(keys, owners) if o is not None and k not in won_keys]
+                    held = {}
+                    if ask:  # refused keys: granted anyway when this same owner holds them
+                        held = {bytes(k): (bytes(o) if o is not None else None) for k, o in conn.execute(
+                            "SELECT key, owner FROM %s WHERE key = ANY(%%s::bytea[])" % self.table,
+                            (ask,)).fetchall()}
             except psycopg.Error as e:
                 self._drop()  # reconnect on the next call
                 raise LedgerError("PostgreSQL ledger %s: %s" % (self._safe_url(), e)) from e
-        won = {bytes(r[0]) for r in rows}
+        won = set(won_keys)
+        first_owner = {}
         out = []
-        for k in keys:  # a key twice in one batch: the first copy is the claim
-            out.append(k in won)
-            won.discard(k)
+        for k, o in zip(keys, owners):  # a key twice in one batch: the first copy is the claim
+            if k in won:
+                out.append(True)
+                won.discard(k)
+                first_owner[k] = o
+            elif k in first_owner:
+                out.append(o is not None and first_owner[k] == o)
+            else:
+                out.append(o is not None and held.get(k) == o)
         return out
 
-    def claim(self, key: bytes, expires_at: float) -> bool:
-        return self.claim_many([(key, expires_at)])[0]
+    def claim(self, key: bytes, expires_at: float, owner: Optional[bytes] = None) -> bool:
+        return self.claim_many([(key, expires_at, owner)])[0]
 
     def is_claimed(self, key: bytes) -> bool:
         with self._lock:

@@ -49,17 +49,27 @@ class RedisLedger:
         if not items:
             return []
         now = self.clock()
+        owners = [bytes(it[2]) if len(it) > 2 and it[2] else None for it in items]
         try:
             pipe = self._r.pipeline(transaction=False)
-            for key, expires_at in items:
-                pipe.set(self.prefix + bytes(key).hex(), b"%d" % int(now), nx=True,
-                         px=self._ttl_ms(expires_at, now))
-            return [bool(x) for x in pipe.execute()]
+            for (key, expires_at, *_), owner in zip(items, owners):
+                # the value is the owner (or the claim time when there is none): SET NX is the claim
+                pipe.set(self.prefix + bytes(key).hex(), b"o:" + owner if owner else b"%d" % int(now),
+                         nx=True, px=self._ttl_ms(expires_at, now))
+            out = [bool(x) for x in pipe.execute()]
+            again = [i for i, won in enumerate(out) if not won and owners[i] is not None]
+            if again:  # refused: granted anyway when the holder is this same owner
+                pipe = self._r.pipeline(transaction=False)
+                for i in again:
+                    pipe.get(self.prefix + bytes(items[i][0]).hex())
+                for i, held in zip(again, pipe.execute()):
+                    out[i] = held == b"o:" + owners[i]
+            return out
         except _redis.RedisError as e:
             raise LedgerError("Redis ledger %s: %s" % (self.url, e)) from e
 
-    def claim(self, key: bytes, expires_at: float) -> bool:
-        return self.claim_many([(key, expires_at)])[0]
+    def claim(self, key: bytes, expires_at: float, owner: Optional[bytes] = None) -> bool:
+        return self.claim_many([(key, expires_at, owner)])[0]
 
     def is_claimed(self, key: bytes) -> bool:
         try:

@@ -19,12 +19,17 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS claims (
     key BLOB PRIMARY KEY,
     expires_at REAL NOT NULL,
-    claimed_at REAL NOT NULL
+    claimed_at REAL NOT NULL,
+    owner BLOB
 ) WITHOUT ROWID;
 """
 # No index on expires_at: it would cost more per claim than the occasional full-scan prune
 # (the table holds only the tokens still alive, and prune runs once a minute) saves.
 PRUNE_EVERY_S = 60.0
+
+
+def _owner(item) -> Optional[bytes]:
+    return bytes(item[2]) if len(item) > 2 and item[2] else None
 
 
 class _Request:
@@ -92,10 +97,14 @@ class SQLiteLedger:
                 raise LedgerError("SQLite ledger %s: could not switch to WAL (%s)" % (self.path, mode))
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        columns = [row[1] for row in self._db.execute("PRAGMA table_info(claims)")]
+        if "owner" not in columns:  # a ledger file from before claims had owners
+            self._db.execute("ALTER TABLE claims ADD COLUMN owner BLOB")
 
     # -- the one place that writes ------------------------------------------------------------
     def _commit(self, items: Sequence[tuple]) -> list:
-        """Insert every (key, expires_at) in one transaction; True where the key was new."""
+        """Insert every (key, expires_at[, owner]) in one transaction; True where the key was new
+        or is already held by the same owner."""
         now = time.time()
         out = []
         with self._db_lock:
@@ -103,10 +112,15 @@ class SQLiteLedger:
                 cur = self._db.cursor()
                 cur.execute("BEGIN IMMEDIATE")  # take the write lock first: no upgrade deadlock
                 try:
-                    for key, expires_at in items:
-                        cur.execute("INSERT OR IGNORE INTO claims (key, expires_at, claimed_at) "
-                                    "VALUES (?, ?, ?)", (bytes(key), float(expires_at), now))
-                        out.append(cur.rowcount == 1)
+                    for item in items:
+                        key, expires_at, owner = bytes(item[0]), float(item[1]), _owner(item)
+                        cur.execute("INSERT OR IGNORE INTO claims (key, expires_at, claimed_at, owner) "
+                                    "VALUES (?, ?, ?, ?)", (key, expires_at, now, owner))
+                        won = cur.rowcount == 1
+                        if not won and owner is not None:
+                            row = cur.execute("SELECT owner FROM claims WHERE key = ?", (key,)).fetchone()
+                            won = row is not None and row[0] == owner
+                        out.append(won)
                     cur.execute("COMMIT")
                 except BaseException:
                     cur.execute("ROLLBACK")
@@ -170,8 +184,8 @@ class SQLiteLedger:
     def claim_many(self, items: Sequence[tuple]) -> list:
         return self.submit(items).wait()
 
-    def claim(self, key: bytes, expires_at: float) -> bool:
-        return self.claim_many([(key, expires_at)])[0]
+    def claim(self, key: bytes, expires_at: float, owner: Optional[bytes] = None) -> bool:
+        return self.claim_many([(key, expires_at, owner)])[0]
 
     def is_claimed(self, key: bytes) -> bool:
         with self._db_lock:

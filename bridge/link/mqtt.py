@@ -285,7 +285,7 @@ class MqttLink:
             self.service.attach_device(device, self._send_result)
         scan = ScanEvent(device_id=device, link="mqtt:%s/%s" % (site, device), seq=seq,
                          payload=data["payload"], decode_ms=data.get("decode_ms", 0),
-                         quality=data.get("quality", 0))
+                         quality=data.get("quality", 0), session=session)
         self.counters["scans"] += 1
         self._seen.put(key, (None, scan))
         self._queue.put((key, scan, ack))

@@ -236,7 +236,8 @@ class SerialLink:
         assert self.device_id is not None
         event = ScanEvent(device_id=self.device_id, link=self.name, seq=msg.seq,
                           payload=d["payload"], decode_ms=d.get("decode_ms", 0),
-                          quality=d.get("quality", 0), received_mono=t_rx)
+                          quality=d.get("quality", 0), received_mono=t_rx,
+                          session=self._peer_session if isinstance(self._peer_session, int) else 0)
         verdict = self.service.handle(event)
         self._send_result(event, verdict)
 

@@ -140,10 +140,10 @@ class Verifier:
         return Verdict(ACCEPTED, OK, text, token=item, details=details)
 
     # -- whole decisions --------------------------------------------------------------------
-    def check(self, payload: bytes, amount: Optional[tuple] = None) -> Verdict:
-        return self.check_many([payload], [amount])[0]
+    def check(self, payload: bytes, amount: Optional[tuple] = None, owner: Optional[bytes] = None) -> Verdict:
+        return self.check_many([payload], [amount], [owner])[0]
 
-    def _start(self, payloads: Sequence[bytes], amounts: Optional[Sequence]):
+    def _start(self, payloads: Sequence[bytes], amounts: Optional[Sequence], owners: Optional[Sequence] = None):
         """Pre-ledger checks for a batch and the submission of its claims: (verdicts so far,
         pending [(index, item)], a handle whose wait() gives the claim results, or an error)."""
         now = self.clock()
@@ -155,7 +155,7 @@ class Verifier:
                 out[i] = verdict
             else:
                 pending.append((i, item))
-                claims.append((item.ledger_key, expiry))
+                claims.append((item.ledger_key, expiry, owners[i] if owners else None))
         if not pending:
             return out, pending, None, None
         if self.ledger is None:
@@ -182,10 +182,12 @@ class Verifier:
                 out[i] = self._after_claim(item, results[n])
         return out
 
-    def check_many(self, payloads: Sequence[bytes], amounts: Optional[Sequence] = None) -> list[Verdict]:
+    def check_many(self, payloads: Sequence[bytes], amounts: Optional[Sequence] = None,
+                   owners: Optional[Sequence] = None) -> list[Verdict]:
         """Decide a batch; the surviving claims go to the ledger in one call (one transaction and
-        one disk sync for SQLite), so throughput does not pay one fsync per token."""
-        return self._finish(*self._start(payloads, amounts))
+        one disk sync for SQLite), so throughput does not pay one fsync per token. `owners[i]`
+        (ScanEvent.presentation) makes a claim idempotent for that one scan (ledger doc)."""
+        return self._finish(*self._start(payloads, amounts, owners))
 
     def check_stream(self, payloads: Sequence[bytes], batch: int = 64, depth: int = 4) -> list[Verdict]:
         """Decide many payloads in batches, verifying the next batches while earlier ones are
@@ -204,11 +206,11 @@ class Verifier:
 
     def decide(self, scan: ScanEvent) -> Verdict:
         amount = self.amount_for(scan) if self.amount_for else None
-        return self.check(scan.payload, amount)
+        return self.check(scan.payload, amount, scan.presentation)
 
     def decide_many(self, scans: Sequence[ScanEvent]) -> list[Verdict]:
         amounts = [self.amount_for(s) for s in scans] if self.amount_for else None
-        return self.check_many([s.payload for s in scans], amounts)
+        return self.check_many([s.payload for s in scans], amounts, [s.presentation for s in scans])
 
     # the ScanService decider protocol: call for one scan, many() for a batch
     __call__ = decide
