@@ -254,8 +254,10 @@ class App:
                 if self.on_healthy is not None:
                     self.on_healthy()
             ready = self._link_ready()
-            if ready and not was_ready and self.camera.fault is not None:
-                self._announce = True  # a bridge (re)connected: tell it about the fault now
+            if ready and not was_ready:
+                # (Re)connected: the current state at once (a camera fault, or its end; over MQTT
+                # this also replaces the birth message, fixed at boot, as the retained status).
+                self._announce = True
             was_ready = ready
             if self.camera.fault is not None and ticks_diff(now, self._remind_at) >= FAULT_REMIND_MS:
                 self._remind_at = now

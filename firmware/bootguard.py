@@ -1,6 +1,8 @@
 # Boot safety: count boots that did not reach "healthy" and skip the app after MAX_BAD of them,
 # so a crash or brownout loop still leaves a REPL that mpremote can take over. Also the two
 # manual ways out: a /noapp flag file, and the board's safe-boot pin held at power-up.
+# A camera fault is not a crash: the app runs degraded (hal/camera_guard.py), reaches healthy()
+# like any boot, and so never counts towards MAX_BAD.
 import os
 
 COUNT_PATH = "/bootcount"

@@ -133,3 +133,101 @@ def test_run_of_failed_captures_while_scanning_degrades_and_recovers():
     finally:
         link.stop()
         vs.stop()
+
+
+class _FlakyBoard:
+    """A board for the MQTT run: its camera will not open until `fixed`; frames carry payloads."""
+    name = "virtual"
+    caps = ("scan",)
+
+    def __init__(self):
+        self.fixed = False
+        self.showing = []
+        self.leds = []
+
+    def open_camera(self, frame_size):
+        if not self.fixed:
+            from scanbridge_fw.hal.base import HalError
+            raise HalError("camera_init_failed", "Camera probe failed with error 0x105(ESP_ERR_NOT_FOUND)")
+
+    def close_camera(self):
+        pass
+
+    async def capture(self):
+        import asyncio
+        await asyncio.sleep(0.02)
+        return b"", 0, 0
+
+    def led(self, name):
+        self.leds.append(name)
+
+    def tone(self, hz):
+        pass
+
+    def light(self, on):
+        pass
+
+    def unique_id(self):
+        return "dev1"
+
+    def mem_free(self):
+        return None
+
+
+@pytest.mark.timeout(120)
+def test_over_mqtt_the_fault_is_in_the_retained_status_and_clears(tmp_path):
+    """The same degraded mode over WiFi: the firmware's MQTT link against a real Mosquitto, the
+    bridge's MQTT link watching presence (its retained STATUS)."""
+    import asyncio
+
+    from scanbridge.link.mqtt import start_mqtt_link
+    from scanbridge_fw import config
+    from scanbridge_fw.app import App, hello_for
+    from scanbridge_fw.mqtt_link import MqttLink
+    from scanbridge_tools.broker import Broker
+    if not Broker.available():
+        pytest.skip("mosquitto is not installed")
+    broker = Broker(tmp_path / "broker", {"dev1": "pw-dev1"}, {"bridge-a": "pw-a"}).start()
+    service = ScanService()
+    bridge = start_mqtt_link(broker.url, service, site="s1", group="g1", username="bridge-a", password="pw-a",
+                             client_id="bridge-a")
+
+    def status():
+        return (bridge.presence().get("dev1") or {}).get("status") or {}
+
+    async def scenario():
+        board = _FlakyBoard()
+        cfg = dict(config.defaults(), link="mqtt", mqtt_host="127.0.0.1", mqtt_port=broker.port,
+                   mqtt_password="pw-dev1", mqtt_site="s1", mqtt_spool=False, **FAST_RETRY)
+        from scanbridge_fw.hal.camera_guard import CameraGuard
+        camera = CameraGuard(board, cfg)
+        assert camera.open() is False  # as start.py does, before the link exists
+        link = MqttLink(board, cfg, hello_for(board, cfg, fault=camera.fault), 4242)
+        app = App(board, link, lambda g, w, h: list(board.showing), cfg, config_path=str(tmp_path / "c.json"),
+                  camera=camera)
+        task = asyncio.create_task(app.run())
+        deadline = time.monotonic() + 20
+        while (status().get("fault") or {}).get("code") != "camera_init_failed":
+            assert time.monotonic() < deadline, bridge.presence()
+            await asyncio.sleep(0.05)
+        seen = dict(status())
+        board.fixed = True
+        while status().get("fault") is not None or "fault" not in status():
+            assert time.monotonic() < deadline + 20, status()
+            await asyncio.sleep(0.05)
+        board.showing = [b"MQTT-AFTER-FIX"]
+        while app.counts["results"] < 1:
+            assert time.monotonic() < deadline + 40, app.status()
+            await asyncio.sleep(0.05)
+        app.stop("test")
+        await asyncio.wait_for(task, 10)
+        return seen, app
+
+    try:
+        seen, app = asyncio.run(scenario())
+    finally:
+        bridge.stop()
+        broker.kill()
+    assert "0x105" in seen["fault"]["message"] and seen["online"] is True
+    assert app.results[0]["payload"] == b"MQTT-AFTER-FIX" and app.counts["camera_recoveries"] == 1
+    assert "err" in app.board.leds and "busy" in app.board.leds
