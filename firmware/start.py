@@ -69,7 +69,8 @@ def main():
         cfg = config_mod.defaults()
         config_error = str(e)
     camera = open_camera(board, cfg)
-    from scanbridge_fw.qr import decode  # pyright: ignore[reportAttributeAccessIssue]
+    # the camera loop's decoder: one binarisation pass per frame, capped work (docs/decoder.md)
+    from scanbridge_fw.qr import scan as decode  # pyright: ignore[reportAttributeAccessIssue]
     link = make_link(board, cfg, hello_for(board, cfg, fault=camera.fault))
     assisted = assist.Assisted(decode, board, cfg)  # host-assist fallback when config says so
     app = App(board, link, assisted, cfg, on_healthy=bootguard.healthy, camera=camera)

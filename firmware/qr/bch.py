@@ -1,22 +1,20 @@
 # Nearest-codeword decoding shared by the two BCH-protected fields of a QR code (format
 # information, version information): small tables, so an exhaustive search is the simple answer.
+from array import array
+
+from . import kernels
 
 
-def popcount(x):
-    n = 0
-    while x:
-        x &= x - 1
-        n += 1
-    return n
+def table(words):
+    """The codewords as the int32 array nearest() searches."""
+    return array("i", words)
+
+
+_OUT = array("i", (0,))
 
 
 def nearest(word, codewords):
-    """(index, distance) of the codeword closest to `word` (first one on a tie)."""
-    best = -1
-    bestd = 99
-    for i in range(len(codewords)):
-        d = popcount(word ^ codewords[i])
-        if d < bestd:
-            bestd = d
-            best = i
-    return best, bestd
+    """(index, distance) of the codeword closest to `word` (first one on a tie); `codewords`
+    from table() (the search is the kernel nearest_word)."""
+    i = kernels.nearest_word(word, codewords, len(codewords), _OUT)
+    return i, _OUT[0]

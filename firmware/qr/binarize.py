@@ -2,6 +2,8 @@
 # grey, and each pixel is compared with the mean of the block means around it.  That follows
 # uneven light and screen glare; flat blocks borrow their neighbours' level.  Several
 # strategies (block size, window radius, bias) are offered so the decoder can retry.
+from array import array
+
 from . import kernels
 
 # (block size in pixels, window radius in blocks, bias subtracted from the threshold)
@@ -19,6 +21,7 @@ class Binarizer:
         nb = ((width + 3) // 4) * ((height + 3) // 4)  # enough for the smallest block size
         self._avg = bytearray(nb)
         self.thr = bytearray(nb)  # per-block thresholds of the last run
+        self._col = array("H", (0 for _ in range((width + 3) // 4)))  # block_smooth scratch
         self.bs = 8
         self.bw = 1
 
@@ -33,7 +36,7 @@ class Binarizer:
         self.bs = bs
         self.bw = bw
         kernels.block_stats(gray, w, h, bs, bw, bh, _MIN_RANGE, self._avg)
-        kernels.block_smooth(self._avg, bw, bh, radius, bias, self.thr)
+        kernels.block_smooth(self._avg, bw, bh, radius, bias, self.thr, self._col)
         return kernels.apply_threshold(gray, w, h, bs, bw, self.thr, self.bits)
 
     def invert(self):

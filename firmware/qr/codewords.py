@@ -2,16 +2,13 @@
 # the data mask, reads the codewords in the standard's zig-zag order, de-interleaves the blocks
 # and runs Reed-Solomon on each.  The grid is a bytearray, row-major, bit 0 = dark module;
 # bit 1 is set here on function modules (so one buffer serves both purposes).
-from . import rs, tables
+from . import kernels, rs, tables
 
 _FUNC = 2
 
 
 def _fill(grid, size, r0, c0, h, w):
-    for r in range(max(r0, 0), min(r0 + h, size)):
-        base = r * size
-        for c in range(max(c0, 0), min(c0 + w, size)):
-            grid[base + c] |= _FUNC
+    kernels.mark_rect(grid, size, r0, c0, h, w, _FUNC)
 
 
 def mark_function(grid, size, version):
@@ -32,56 +29,10 @@ def mark_function(grid, size, version):
         _fill(grid, size, size - 11, 0, 3, 6)
 
 
-def _masked(mask, r, c):
-    if mask == 0:
-        return (r + c) % 2 == 0
-    if mask == 1:
-        return r % 2 == 0
-    if mask == 2:
-        return c % 3 == 0
-    if mask == 3:
-        return (r + c) % 3 == 0
-    if mask == 4:
-        return (r // 2 + c // 3) % 2 == 0
-    p = r * c
-    if mask == 5:
-        return p % 2 + p % 3 == 0
-    if mask == 6:
-        return (p % 2 + p % 3) % 2 == 0
-    return ((r + c) % 2 + p % 3) % 2 == 0
-
-
 def read(grid, size, mask, out):
-    """Unmasked codewords in reading order into `out`; returns how many were filled."""
-    n = 0
-    acc = 0
-    nbits = 0
-    right = size - 1
-    upward = True
-    while right >= 1:
-        if right == 6:
-            right = 5
-        for vert in range(size):
-            r = size - 1 - vert if upward else vert
-            base = r * size
-            for j in range(2):
-                c = right - j
-                v = grid[base + c]
-                if v & _FUNC:
-                    continue
-                bit = v & 1
-                if _masked(mask, r, c):
-                    bit ^= 1
-                acc = (acc << 1) | bit
-                nbits += 1
-                if nbits == 8:
-                    out[n] = acc
-                    n += 1
-                    acc = 0
-                    nbits = 0
-        upward = not upward
-        right -= 2
-    return n
+    """Unmasked codewords in reading order into `out`; returns how many were filled (the
+    zig-zag walk with the mask formulas is the kernel read_codewords)."""
+    return kernels.read_codewords(grid, size, mask, out)
 
 
 def correct(raw, version, level, block, data):

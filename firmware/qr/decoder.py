@@ -1,9 +1,16 @@
 # The decoder pipeline: binarize -> finders -> grid -> format/version -> codewords/RS -> segments.
 # One Decoder per resolution holds every buffer; decode() allocates no frame-sized memory.
+from array import array
+
 from . import binarize, codewords, finders, formatinfo, grid, perspective, segments, tables
 from . import version as versioninfo
 
 MAX_VERSION = 40
+# Streaming mode (Decoder.scan): (strategy index, inverted) in the order a rotation tries them;
+# strategy 1 (4 px blocks) decodes the most counter-dev scenes, light-on-dark codes come last.
+PASSES = ((1, False), (0, False), (3, False), (2, False), (1, True), (0, True), (3, True), (2, True))
+STREAM_TRIPLES = 3  # candidate finder triples per frame
+STREAM_STEPS = 400  # fit steps (homography + score) per frame
 
 
 def max_version_for(width, height):
@@ -30,26 +37,69 @@ class Decoder:
         self._data = bytearray(tables.total_codewords(max_version))
         self._block = bytearray(160)  # longest RS block is 153 codewords
         self._gray = b""
+        self._good = -1  # streaming: index in PASSES of the pass that last decoded
+        self._rot = 0  # streaming: next pass of the rotation
+        self._alt = False  # streaming: this frame belongs to the known-good pass
+        self.last_pass = -1
         self.stats = None  # optional dict the bench fills with per-stage timings
 
     def decode(self, gray):
+        """Full effort: every binarisation strategy in both polarities until something decodes,
+        up to 8 candidate triples each, no cap on fit steps (benches, tests, snapshots)."""
         n = self.width * self.height
         if len(gray) < n:
             raise ValueError("QR_SHORT_BUFFER: %d bytes for a %dx%d frame" % (len(gray), self.width, self.height))
         self._gray = gray
-        for strategy in binarize.STRATEGIES:
-            self.binarizer.run(gray, strategy)
-            for inverted in (False, True):
-                if inverted:
-                    self.binarizer.invert()
-                found = self._scan()
-                if found:
-                    self._gray = b""
-                    return found
-        self._gray = b""
-        return []
+        self.fitter.budget = -1
+        try:
+            for strategy in binarize.STRATEGIES:
+                self.binarizer.run(gray, strategy)
+                for inverted in (False, True):
+                    if inverted:
+                        self.binarizer.invert()
+                    found = self._scan(8)
+                    if found:
+                        return found
+            return []
+        finally:
+            self._gray = b""
 
-    def _scan(self):
+    def scan(self, gray):
+        """Budgeted mode for a camera loop that sees the same code in many frames: ONE
+        binarisation pass per frame, at most STREAM_TRIPLES candidate triples and STREAM_STEPS
+        fit steps.  The pass that last decoded is tried again on the next frame; while nothing
+        decodes, frames alternate between it and the next pass of a rotation over all
+        strategies and polarities (PASSES), so every pass comes round within 2 x 8 frames."""
+        n = self.width * self.height
+        if len(gray) < n:
+            raise ValueError("QR_SHORT_BUFFER: %d bytes for a %dx%d frame" % (len(gray), self.width, self.height))
+        good = self._good
+        if self._alt and good >= 0:
+            k = good
+        else:
+            k = self._rot
+            if k == good:
+                k = (k + 1) % len(PASSES)
+            self._rot = (k + 1) % len(PASSES)
+        self._alt = not self._alt
+        si, inverted = PASSES[k]
+        self._gray = gray
+        self.fitter.budget = STREAM_STEPS
+        try:
+            self.binarizer.run(gray, binarize.STRATEGIES[si])
+            if inverted:
+                self.binarizer.invert()
+            found = self._scan(STREAM_TRIPLES)
+        finally:
+            self._gray = b""
+            self.fitter.budget = -1
+        self.last_pass = k
+        if found:
+            self._good = k
+            self._alt = True  # same pass again next frame
+        return found
+
+    def _scan(self, max_triples):
         bits = self.binarizer.bits
         w = self.width
         h = self.height
@@ -58,7 +108,9 @@ class Decoder:
             return []
         results = []
         used = []
-        for tl, tr, bl in finders.triples(centres)[:8]:
+        for tl, tr, bl in finders.triples(centres)[:max_triples]:
+            if self.fitter.budget == 0:
+                break
             if tl in used or tr in used or bl in used:
                 continue
             payload = self._try_triple(bits, w, h, tl, tr, bl)
@@ -86,73 +138,75 @@ class Decoder:
         # Rank the candidate sizes by how well their function patterns line up before fitting.
         # The template is symmetric under transposition, so one fit serves the mirrored
         # reading too (swap the top-right and bottom-left anchors).
+        fitter = self.fitter
         ranked = []
         for size in sizes:
             version = versioninfo.from_dimension(size)
             if version < 1 or version > self.max_version:
                 continue
-            src, pts = self._anchors(bits, w, h, tl, tr, bl, size, version)
-            n = self.fitter.prepare(size, version)
-            s = self.fitter.score(bits, w, h, src, pts)
+            pts = self._anchors(bits, w, h, tl, tr, bl, size, version)
+            n = fitter.prepare(size, version)
+            fitter.set_points(pts)
+            s = fitter.score(bits, w, h)
             if s >= n * 0.45:
-                ranked.append((s / n, size))
+                ranked.append((s / n, size, pts))
         ranked.sort(key=lambda t: -t[0])
-        for _frac, size in ranked[:2]:
-            p = self._try_size(bits, w, h, tl, tr, bl, size, 0)
+        for _frac, size, pts in ranked[:2]:
+            p = self._try_size(bits, w, h, tl, tr, bl, size, 0, pts)
             if p is not None:
                 return p
         return None
 
     def _anchors(self, bits, w, h, tl, tr, bl, size, version):
-        """Module-space and image-space anchor points: three finder centres and the far corner
-        (from the bottom-right alignment pattern when found, else a parallelogram)."""
+        """Image points of the three finder centres and the far corner (module size-3.5,
+        size-3.5): from the bottom-right alignment pattern when found, else a parallelogram."""
         ms = (tl.ms + tr.ms + bl.ms) / 3
         far = size - 3.5
-        src = [(3.5, 3.5), (far, 3.5), (3.5, far), (far, far)]
         pts = [(tl.x, tl.y), (tr.x, tr.y), (bl.x, bl.y), (tr.x + bl.x - tl.x, tr.y + bl.y - tl.y)]
         if version >= 2:
-            hom = perspective.solve(src, pts)
-            if hom is not None:
-                au = size - 6.5
-                ex, ey = perspective.apply(hom, au, au)
-                al = grid.find_alignment(bits, w, h, ex, ey, ms, int(4 * ms) + 2)
-                if al is not None:
-                    h2 = perspective.solve(src[:3] + [(au, au)], pts[:3] + [al])
-                    if h2 is not None:
-                        pts[3] = perspective.apply(h2, far, far)
-        return src, pts
+            au = size - 6.5
+            f = (au - 3.5) / (far - 3.5)  # the parallelogram's estimate of the alignment centre
+            ex = tl.x + (tr.x - tl.x + bl.x - tl.x) * f
+            ey = tl.y + (tr.y - tl.y + bl.y - tl.y) * f
+            al = grid.find_alignment(bits, w, h, ex, ey, ms, int(4 * ms) + 2)
+            if al is not None:
+                src = [(3.5, 3.5), (far, 3.5), (3.5, far), (au, au)]
+                h2 = perspective.solve(src, pts[:3] + [al])
+                if h2 is not None:
+                    pts[3] = perspective.apply(h2, far, far)
+        return pts
 
-    def _try_size(self, bits, w, h, tl, tr, bl, size, depth):
+    def _try_size(self, bits, w, h, tl, tr, bl, size, depth, pts=None):
         version = versioninfo.from_dimension(size)
         if version < 1 or version > self.max_version:
             return None
         ms = (tl.ms + tr.ms + bl.ms) / 3
-        src, pts = self._anchors(bits, w, h, tl, tr, bl, size, version)
+        if pts is None:
+            pts = self._anchors(bits, w, h, tl, tr, bl, size, version)
         fitter = self.fitter
         n = fitter.prepare(size, version)
-        score = fitter.refine(bits, w, h, src, pts, ms, 3)
+        fitter.set_points(pts)
+        score = fitter.refine(bits, w, h, ms, 3)
         if score < n * 0.6:
             return None  # the function patterns do not line up: wrong size or not a code
-        p = self._sample_and_read(bits, w, h, tl, tr, bl, size, version, depth, src, pts, ms)
-        if p is not None:
+        p = self._sample_and_read(bits, w, h, tl, tr, bl, size, version, depth, ms)
+        if p is not None or fitter.budget == 0:
             return p
         # The fixed patterns fit but the data does not: move the far corner by grey contrast.
-        fitter.refine_corner(self._gray, w, h, src, pts, size, self.binarizer, ms)
-        return self._sample_and_read(bits, w, h, tl, tr, bl, size, version, depth, src, pts, ms)
+        fitter.refine_corner(self._gray, w, h, self.binarizer, ms)
+        return self._sample_and_read(bits, w, h, tl, tr, bl, size, version, depth, ms)
 
-    def _sample_and_read(self, bits, w, h, tl, tr, bl, size, version, depth, src, pts, ms):
+    def _sample_and_read(self, bits, w, h, tl, tr, bl, size, version, depth, ms):
         sampler = self.sampler
+        fitter = self.fitter
         g = sampler.grid
         for mirrored in (False, True):
-            if mirrored:
-                pts = [pts[0], pts[2], pts[1], pts[3]]
-            hom = perspective.solve(src, pts)
-            if hom is None:
+            if not fitter.load_coef(mirrored):
                 return None
             for spread in (0, 1):
                 if spread and ms < 2.5:
                     continue
-                sampler.sample(bits, w, h, hom, size, spread)
+                sampler.sample(bits, w, h, fitter.coef, size, spread)
                 if version >= 7 and depth == 0:
                     va, vb = versioninfo.read_words(g, size)
                     v = versioninfo.nearest(va)
@@ -160,9 +214,15 @@ class Decoder:
                         v = versioninfo.nearest(vb)
                     if v > 0 and v != version:
                         a, b = (bl, tr) if mirrored else (tr, bl)
+                        saved = array("i", fitter.pts)
                         p = self._try_size(bits, w, h, tl, a, b, tables.size_of(v), 1)
                         if p is not None:
                             return p
+                        # back to this size's fit for the remaining readings
+                        fitter.prepare(size, version)
+                        for i in range(8):
+                            fitter.pts[i] = saved[i]
+                        fitter.load_coef(mirrored)
                         continue
                 p = self._read_grid(size, version)
                 if p is not None:

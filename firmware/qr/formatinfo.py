@@ -15,7 +15,7 @@ def encode(data5):
     return ((data5 << 10) | rem) ^ _MASK
 
 
-CODEWORDS = [encode(d) for d in range(32)]
+CODEWORDS = bch.table([encode(d) for d in range(32)])
 
 
 def nearest(word, max_dist=3):

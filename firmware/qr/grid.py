@@ -1,8 +1,9 @@
 # Grid sampling: fits the perspective map to the finder centres (and the bottom-right alignment
 # pattern when the version has one), then samples every module centre with the viper kernel.
+# The fit is integer work: anchors in 1/16 pixel, homography and scores in kernels.
 from array import array
 
-from . import kernels, perspective, tables
+from . import kernels, tables
 
 
 class GridSampler:
@@ -11,184 +12,172 @@ class GridSampler:
     def __init__(self, max_version=40):
         side = tables.size_of(max_version)
         self.grid = bytearray(side * side)
-        self.coef = array("i", (0 for _ in range(9)))
 
-    def sample(self, bits, w, h, hom, size, spread):
-        """Sample `size` x `size` modules through homography `hom`; returns the number of
-        module centres that fell outside the frame."""
-        if not perspective.to_fixed(hom, self.coef):
-            return size * size
-        return kernels.sample_grid(bits, w, h, self.coef, size, spread, self.grid)
+    def sample(self, bits, w, h, coef, size, spread):
+        """Sample `size` x `size` modules through the fixed-point homography `coef` (see
+        kernels.quad_coef); returns the number of module centres that fell outside the frame."""
+        return kernels.sample_grid(bits, w, h, coef, size, spread, self.grid)
+
+
+_ALIGN_OUT = array("i", (0 for _ in range(3)))
 
 
 def find_alignment(bits, w, h, ex, ey, ms, radius):
     """Centre of the alignment pattern (dark dot, light ring, dark ring) nearest to the
-    estimate (ex, ey) within `radius` pixels, or None."""
+    estimate (ex, ey) within `radius` pixels, or None (the search is a kernel)."""
     m = int(ms + 0.5)
     if m < 1:
         m = 1
-    m2 = 2 * m
-    best = 13
-    sx = 0.0
-    sy = 0.0
-    sn = 0
-    bestd = 0
-    x0 = max(m2, int(ex) - radius)
-    x1 = min(w - 1 - m2, int(ex) + radius)
-    y0 = max(m2, int(ey) - radius)
-    y1 = min(h - 1 - m2, int(ey) + radius)
-    for y in range(y0, y1 + 1):
-        row = y * w
-        for x in range(x0, x1 + 1):
-            i = row + x
-            if not bits[i]:
-                continue
-            # light ring at one module, dark ring at two, in 8 directions each
-            s = 1
-            s += 1 - bits[i - m] + 1 - bits[i + m] + 1 - bits[i - m * w] + 1 - bits[i + m * w]
-            s += 1 - bits[i - m - m * w] + 1 - bits[i + m - m * w] + 1 - bits[i - m + m * w] + 1 - bits[i + m + m * w]
-            if s < 7:
-                continue
-            s += bits[i - m2] + bits[i + m2] + bits[i - m2 * w] + bits[i + m2 * w]
-            s += bits[i - m2 - m2 * w] + bits[i + m2 - m2 * w] + bits[i - m2 + m2 * w] + bits[i + m2 + m2 * w]
-            if s < best:
-                continue
-            d = (x - ex) * (x - ex) + (y - ey) * (y - ey)
-            if s > best or d < bestd - 4 * ms * ms:
-                best = s
-                bestd = d
-                sx = x
-                sy = y
-                sn = 1
-            elif s == best and d < bestd + 4 * ms * ms:
-                # average the plateau of equally good positions: a better centre than any one
-                sx += x
-                sy += y
-                sn += 1
-    if sn == 0:
+    near = int(4 * ms * ms * 256)
+    out = _ALIGN_OUT
+    n = kernels.find_alignment(bits, w, h, int(ex * 16), int(ey * 16), m, radius, near, out)
+    if n == 0:
         return None
-    return sx / sn + 0.5, sy / sn + 0.5
+    return out[0] / n + 0.5, out[1] / n + 0.5
 
 
-def _put(tmpl, n, r, c, v):
-    tmpl[3 * n] = r
-    tmpl[3 * n + 1] = c
-    tmpl[3 * n + 2] = v
-    return n + 1
-
-
-def function_template(size, version, tmpl):
+def function_template(size, version, tmpl, apos):
     """Fill `tmpl` with (row, column, colour) of the modules whose colour the standard fixes
-    (finders with separators, timing patterns, alignment patterns); returns their count."""
-    n = 0
-    for fr, fc in ((0, 0), (0, size - 7), (size - 7, 0)):
-        for r in range(-1, 8):
-            for c in range(-1, 8):
-                rr = fr + r
-                cc = fc + c
-                if rr < 0 or cc < 0 or rr >= size or cc >= size:
-                    continue
-                ring = max(abs(r - 3), abs(c - 3))
-                n = _put(tmpl, n, rr, cc, 0 if ring == 2 or ring == 4 else 1)
-    for i in range(8, size - 8):
-        v = 1 - (i & 1)
-        n = _put(tmpl, n, 6, i, v)
-        n = _put(tmpl, n, i, 6, v)
+    (finders with separators, timing patterns, alignment patterns); returns their count.
+    `apos` is scratch for the alignment positions (7 bytes)."""
     pos = tables.alignment_positions(version)
-    k = len(pos)
-    for i in range(k):
-        for j in range(k):
-            if (i == 0 and j == 0) or (i == 0 and j == k - 1) or (i == k - 1 and j == 0):
-                continue
-            for r in range(-2, 3):
-                for c in range(-2, 3):
-                    ring = max(abs(r), abs(c))
-                    n = _put(tmpl, n, pos[i] + r, pos[j] + c, 0 if ring == 1 else 1)
-    return n
+    for i in range(len(pos)):
+        apos[i] = pos[i]
+    return kernels.function_template(size, apos, len(pos), tmpl)
 
 
 class Fitter:
     """Hill-climbs the four image points that anchor the homography so that the sampled
-    function patterns match the template best (the idea of quirc's perspective jiggle)."""
+    function patterns match the template best (the idea of quirc's perspective jiggle).
+
+    The anchors live in `pts` (int32: x0, y0 .. x3, y3 in 1/16 pixel: top-left, top-right,
+    bottom-left finder centre, far corner) and every step is integer work in kernels:
+    quad_coef (homography) then score_grid or grid_contrast.  `budget` caps the steps (the
+    streaming mode sets it per frame; negative = no cap)."""
 
     def __init__(self, max_version=40):
         k = max_version // 7 + 2
         entries = 3 * 81 + 2 * tables.size_of(max_version) + 25 * k * k
         self.tmpl = array("H", (0 for _ in range(3 * entries)))
         self.coef = array("i", (0 for _ in range(9)))
+        self.pts = array("i", (0 for _ in range(8)))
+        self._mirror = array("i", (0 for _ in range(8)))
+        self._apos = bytearray(8)
         self.n = 0
+        self.size = 0
+        self._key = 0
+        self.budget = -1
+        self.steps = 0  # fit steps taken (all time); the bench reads it
 
     def prepare(self, size, version):
-        self.n = function_template(size, version, self.tmpl)
+        key = size * 64 + version
+        if key != self._key:
+            self.n = function_template(size, version, self.tmpl, self._apos)
+            self._key = key
+        self.size = size
         return self.n
 
-    def score(self, bits, w, h, src, pts):
-        hom = perspective.solve(src, pts)
-        if hom is None:
-            return -1
-        if not perspective.to_fixed(hom, self.coef):
+    def set_points(self, pts):
+        """Load anchors given as four (x, y) pixel pairs."""
+        p = self.pts
+        for i in range(4):
+            x, y = pts[i]
+            p[2 * i] = int(x * 16 + 0.5)
+            p[2 * i + 1] = int(y * 16 + 0.5)
+
+    def load_coef(self, mirrored):
+        """Homography of the current anchors into self.coef (top-right and bottom-left
+        swapped when mirrored); False when degenerate."""
+        p = self.pts
+        if mirrored:
+            p = self._swapped()
+        return kernels.quad_coef(p, self.size, self.coef) != 0
+
+    def _swapped(self):
+        p = self.pts
+        q = self._mirror
+        for i in range(8):
+            q[i] = p[i]
+        q[2], q[3], q[4], q[5] = p[4], p[5], p[2], p[3]
+        return q
+
+    def score(self, bits, w, h):
+        if self.budget == 0:
+            return -1  # out of steps for this frame
+        self.budget -= 1  # (from -1, no cap, it only goes further down)
+        self.steps += 1
+        if kernels.quad_coef(self.pts, self.size, self.coef) == 0:
             return -1
         return kernels.score_grid(bits, w, h, self.coef, self.tmpl, self.n)
 
-    def refine(self, bits, w, h, src, pts, ms, rounds):
-        best = self.score(bits, w, h, src, pts)
+    def refine(self, bits, w, h, ms, rounds):
+        best = self.score(bits, w, h)
         if best < 0 or best == self.n:
             return best
-        step = ms * 0.5
+        p = self.pts
+        step = int(ms * 8 + 0.5)  # half a module in 1/16 px
+        if step < 1:
+            step = 1
         for _ in range(rounds):
             improved = True
             passes = 0
             while improved and passes < 6:
                 improved = False
                 passes += 1
-                for i in range(4):
-                    for axis in (0, 1):
-                        for sgn in (1, -1):
-                            old = pts[i]
-                            if axis == 0:
-                                pts[i] = (old[0] + sgn * step, old[1])
-                            else:
-                                pts[i] = (old[0], old[1] + sgn * step)
-                            s = self.score(bits, w, h, src, pts)
-                            if s > best:
-                                best = s
-                                improved = True
-                            else:
-                                pts[i] = old
+                for i in range(8):
+                    for d in (step, -step):
+                        if self.budget == 0:
+                            return best
+                        p[i] += d
+                        s = self.score(bits, w, h)
+                        if s > best:
+                            best = s
+                            improved = True
+                        else:
+                            p[i] -= d
                 if best == self.n:
                     return best
-            step *= 0.5
+            step >>= 1
+            if step < 1:
+                break
         return best
 
-    def contrast(self, gray, w, h, src, pts, size, binz):
-        hom = perspective.solve(src, pts)
-        if hom is None or not perspective.to_fixed(hom, self.coef):
+    def contrast(self, gray, w, h, binz):
+        if self.budget == 0:
+            return -1  # out of steps for this frame
+        self.budget -= 1  # (from -1, no cap, it only goes further down)
+        self.steps += 1
+        if kernels.quad_coef(self.pts, self.size, self.coef) == 0:
             return -1
-        return kernels.grid_contrast(gray, w, h, self.coef, size, binz.thr, binz.bs, binz.bw)
+        return kernels.grid_contrast(gray, w, h, self.coef, self.size, binz.thr, binz.bs, binz.bw)
 
-    def refine_corner(self, gray, w, h, src, pts, size, binz, ms):
-        """Move the far corner (pts[3]) to where module centres sit deepest inside their
-        modules: the fit for version 1, and for codes whose alignment pattern was missed."""
-        best = self.contrast(gray, w, h, src, pts, size, binz)
-        step = ms
+    def refine_corner(self, gray, w, h, binz, ms):
+        """Move the far corner (pts[6], pts[7]) to where module centres sit deepest inside
+        their modules: the fit for version 1, and for codes whose alignment pattern was
+        missed."""
+        best = self.contrast(gray, w, h, binz)
+        p = self.pts
+        step = int(ms * 16 + 0.5)
+        if step < 1:
+            step = 1
         for _ in range(4):
             improved = True
             passes = 0
             while improved and passes < 6:
                 improved = False
                 passes += 1
-                for axis in (0, 1):
-                    for sgn in (1, -1):
-                        old = pts[3]
-                        if axis == 0:
-                            pts[3] = (old[0] + sgn * step, old[1])
-                        else:
-                            pts[3] = (old[0], old[1] + sgn * step)
-                        s = self.contrast(gray, w, h, src, pts, size, binz)
+                for i in (6, 7):
+                    for d in (step, -step):
+                        if self.budget == 0:
+                            return best
+                        p[i] += d
+                        s = self.contrast(gray, w, h, binz)
                         if s > best:
                             best = s
                             improved = True
                         else:
-                            pts[3] = old
-            step *= 0.5
+                            p[i] -= d
+            step >>= 1
+            if step < 1:
+                break
         return best

@@ -68,48 +68,54 @@ def block_stats(img_buf, w: int, h: int, bs: int, bw: int, bh: int, mind: int, a
     return bw * bh
 
 
-def block_smooth(avg_buf, bw: int, bh: int, r: int, bias: int, thr_buf) -> int:
-    """thr[k] = mean of the (2r+1)^2 block means around block k (window kept inside the grid)
-    minus bias, clamped to 0..255."""
+def block_smooth(avg_buf, bw: int, bh: int, r: int, bias: int, thr_buf, col_buf) -> int:
+    """thr[k] = mean of the (2r+1)^2 block means around block k (the window is moved inside
+    the grid at the edges; the caller keeps 2r+1 <= bw, bh) minus bias, clamped to 0..255.
+    Separable: per row of blocks, column sums of the window into col (bw uint16), then a
+    running sum along the row (bw * (2r+2) additions instead of bw * (2r+1)^2)."""
     avg = ptr8(avg_buf)
     thr = ptr8(thr_buf)
+    col = ptr16(col_buf)
     d = 2 * r + 1
+    nn = d * d
     by = 0
     while by < bh:
         cy = by
-        if cy < r:
-            cy = r
         if cy > bh - 1 - r:
             cy = bh - 1 - r
         if cy < r:
             cy = r
+        x = 0
+        while x < bw:
+            s = 0
+            yy = cy - r
+            while yy <= cy + r:
+                s += avg[yy * bw + x]
+                yy += 1
+            col[x] = s
+            x += 1
+        # window [cx - r, cx + r] with cx = clamp(bx, r, bw - 1 - r)
+        s = 0
+        x = 0
+        while x < d:
+            s += col[x]
+            x += 1
+        row = by * bw
         bx = 0
         while bx < bw:
             cx = bx
-            if cx < r:
-                cx = r
             if cx > bw - 1 - r:
                 cx = bw - 1 - r
             if cx < r:
                 cx = r
-            s = 0
-            n = 0
-            yy = cy - r
-            while yy < cy - r + d:
-                if 0 <= yy and yy < bh:
-                    xx = cx - r
-                    while xx < cx - r + d:
-                        if 0 <= xx and xx < bw:
-                            s += avg[yy * bw + xx]
-                            n += 1
-                        xx += 1
-                yy += 1
-            t = s // n - bias
+            if cx > r and cx == bx:
+                s += col[cx + r] - col[cx - r - 1]
+            t = s // nn - bias
             if t < 0:
                 t = 0
             if t > 255:
                 t = 255
-            thr[by * bw + bx] = t
+            thr[row + bx] = t
             bx += 1
         by += 1
     return bw * bh
@@ -361,3 +367,370 @@ def grid_contrast(img_buf, w: int, h: int, coef_buf, size: int, thr_buf, bs: int
             c += 1
         r += 1
     return total
+
+
+def quad_coef(pts_buf, size: int, coef_buf) -> int:
+    """The perspective map of a size x size code whose finder centres (module 3.5, 3.5),
+    (size-3.5, 3.5), (3.5, size-3.5) and far corner (size-3.5, size-3.5) sit at the image
+    points pts = [x0, y0, x1, y1, x2, y2, x3, y3] (1/16 pixel), written into coef in the form
+    sample_grid reads (half-module units in, whole pixels out).  Integer only: the closed-form
+    unit-square-to-quad map (Heckbert), its three determinants shifted down just enough that
+    no product passes 2**30.  Returns 0 (coef untouched) for a degenerate quad."""
+    p = ptr32(pts_buf)
+    coef = ptr32(coef_buf)
+    x0 = p[0]
+    y0 = p[1]
+    x1 = p[2] - x0
+    y1 = p[3] - y0
+    x2 = p[4] - x0
+    y2 = p[5] - y0
+    x3 = p[6] - x0
+    y3 = p[7] - y0
+    lim = 16384
+    if x1 >= lim or x1 <= -lim or y1 >= lim or y1 <= -lim or x2 >= lim or x2 <= -lim:
+        return 0
+    if y2 >= lim or y2 <= -lim or x3 >= lim or x3 <= -lim or y3 >= lim or y3 <= -lim:
+        return 0
+    if x0 >= lim or x0 <= -lim or y0 >= lim or y0 <= -lim or size < 8:
+        return 0
+    sx = x3 - x1 - x2
+    sy = y3 - y1 - y2
+    dx1 = x1 - x3
+    dx2 = x2 - x3
+    dy1 = y1 - y3
+    dy2 = y2 - y3
+    d = dx1 * dy2 - dx2 * dy1
+    g = sx * dy2 - sy * dx2
+    k = dx1 * sy - dy1 * sx
+    if d < 0:
+        d = -d
+        g = -g
+        k = -k
+    if d == 0:
+        return 0
+    # size of the sums the numerators will reach, per unit of the determinants
+    ax = x0
+    if ax < 0:
+        ax = -ax
+    ay = y0
+    if ay < 0:
+        ay = -ay
+    t = x1
+    if t < 0:
+        t = -t
+    xs = t + 3 * ax
+    t = x2
+    if t < 0:
+        t = -t
+    xs += t
+    t = y1
+    if t < 0:
+        t = -t
+    ys = t + 3 * ay
+    t = y2
+    if t < 0:
+        t = -t
+    ys += t
+    if ys > xs:
+        xs = ys
+    room = 0x3FFFFFFF // (2 * size + 8) // (xs + 1)
+    ag = g
+    if ag < 0:
+        ag = -ag
+    ak = k
+    if ak < 0:
+        ak = -ak
+    m = d + ag + ak
+    sh = 0
+    while (m >> sh) > room:
+        sh += 1
+    d = d >> sh
+    g = g >> sh
+    k = k >> sh
+    if d < 64:
+        return 0
+    L2 = 2 * size - 14
+    e = L2 * d - 7 * (g + k)
+    if e <= 0:
+        return 0
+    a = x1 * (d + g)
+    b = x2 * (d + k)
+    coef[0] = a + x0 * g
+    coef[1] = b + x0 * k
+    coef[2] = x0 * e - 7 * (a + b)
+    a = y1 * (d + g)
+    b = y2 * (d + k)
+    coef[3] = a + y0 * g
+    coef[4] = b + y0 * k
+    coef[5] = y0 * e - 7 * (a + b)
+    coef[6] = 16 * g
+    coef[7] = 16 * k
+    coef[8] = 16 * e
+    return 1
+
+
+def find_alignment(b_buf, w: int, h: int, ex16: int, ey16: int, m: int, radius: int, near: int, out_buf) -> int:
+    """Alignment pattern (dark dot, light ring at m pixels, dark ring at 2m, 8 directions each)
+    around the estimate (ex16, ey16) (1/16 pixel) within `radius` pixels: the best-scoring
+    pixels, and among them the plateau nearest the estimate (`near`: how much farther, in
+    1/256 px^2, still counts as the same plateau).  out = [sum x, sum y, count]; returns count."""
+    b = ptr8(b_buf)
+    out = ptr32(out_buf)
+    m2 = 2 * m
+    mw = m * w
+    m2w = m2 * w
+    best = 13
+    sx = 0
+    sy = 0
+    sn = 0
+    bestd = 0
+    x0 = ex16 // 16 - radius
+    if x0 < m2:
+        x0 = m2
+    x1 = ex16 // 16 + radius
+    if x1 > w - 1 - m2:
+        x1 = w - 1 - m2
+    y0 = ey16 // 16 - radius
+    if y0 < m2:
+        y0 = m2
+    y1 = ey16 // 16 + radius
+    if y1 > h - 1 - m2:
+        y1 = h - 1 - m2
+    y = y0
+    while y <= y1:
+        x = x0
+        while x <= x1:
+            i = y * w + x
+            if b[i] == 1:
+                s = 9 - b[i - m] - b[i + m] - b[i - mw] - b[i + mw]
+                s = s - b[i - m - mw] - b[i + m - mw] - b[i - m + mw] - b[i + m + mw]
+                if s >= 7:
+                    s += b[i - m2] + b[i + m2] + b[i - m2w] + b[i + m2w]
+                    s += b[i - m2 - m2w] + b[i + m2 - m2w] + b[i - m2 + m2w] + b[i + m2 + m2w]
+                    if s >= best:
+                        dx = 16 * x - ex16
+                        dy = 16 * y - ey16
+                        dd = dx * dx + dy * dy
+                        if s > best or dd < bestd - near:
+                            best = s
+                            bestd = dd
+                            sx = x
+                            sy = y
+                            sn = 1
+                        elif dd < bestd + near:
+                            sx += x
+                            sy += y
+                            sn += 1
+            x += 1
+        y += 1
+    out[0] = sx
+    out[1] = sy
+    out[2] = sn
+    return sn
+
+
+def function_template(size: int, apos_buf, na: int, tmpl_buf) -> int:
+    """(row, column, colour) of every module whose colour the standard fixes: the three finders
+    with their separators, both timing patterns, and the alignment patterns at the na
+    positions apos (all pairs except the three on finders).  Returns how many."""
+    apos = ptr8(apos_buf)
+    tmpl = ptr16(tmpl_buf)
+    n = 0
+    f = 0
+    while f < 3:
+        fr = 0
+        fc = 0
+        if f == 1:
+            fc = size - 7
+        if f == 2:
+            fr = size - 7
+        r = -1
+        while r < 8:
+            c = -1
+            while c < 8:
+                rr = fr + r
+                cc = fc + c
+                if rr >= 0 and cc >= 0 and rr < size and cc < size:
+                    dr = r - 3
+                    if dr < 0:
+                        dr = -dr
+                    dc = c - 3
+                    if dc < 0:
+                        dc = -dc
+                    if dc > dr:
+                        dr = dc
+                    v = 1
+                    if dr == 2 or dr == 4:
+                        v = 0
+                    tmpl[3 * n] = rr
+                    tmpl[3 * n + 1] = cc
+                    tmpl[3 * n + 2] = v
+                    n += 1
+                c += 1
+            r += 1
+        f += 1
+    i = 8
+    while i < size - 8:
+        v = 1 - (i & 1)
+        tmpl[3 * n] = 6
+        tmpl[3 * n + 1] = i
+        tmpl[3 * n + 2] = v
+        tmpl[3 * n + 3] = i
+        tmpl[3 * n + 4] = 6
+        tmpl[3 * n + 5] = v
+        n += 2
+        i += 1
+    i = 0
+    while i < na:
+        j = 0
+        while j < na:
+            skip = 0
+            if i == 0 and (j == 0 or j == na - 1):
+                skip = 1
+            if i == na - 1 and j == 0:
+                skip = 1
+            if skip == 0:
+                r = -2
+                while r < 3:
+                    c = -2
+                    while c < 3:
+                        v = 1
+                        if (r == 1 or r == -1) and c >= -1 and c <= 1:
+                            v = 0
+                        if (c == 1 or c == -1) and r >= -1 and r <= 1:
+                            v = 0
+                        if r == 0 and c == 0:
+                            v = 1
+                        tmpl[3 * n] = apos[i] + r
+                        tmpl[3 * n + 1] = apos[j] + c
+                        tmpl[3 * n + 2] = v
+                        n += 1
+                        c += 1
+                    r += 1
+            j += 1
+        i += 1
+    return n
+
+
+def mark_rect(grid_buf, size: int, r0: int, c0: int, rh: int, cw: int, bit: int) -> int:
+    """OR `bit` into the modules of the rectangle (clipped to the grid)."""
+    grid = ptr8(grid_buf)
+    r1 = r0 + rh
+    c1 = c0 + cw
+    if r0 < 0:
+        r0 = 0
+    if c0 < 0:
+        c0 = 0
+    if r1 > size:
+        r1 = size
+    if c1 > size:
+        c1 = size
+    r = r0
+    while r < r1:
+        c = c0
+        while c < c1:
+            grid[r * size + c] = grid[r * size + c] | bit
+            c += 1
+        r += 1
+    return 0
+
+
+def read_codewords(grid_buf, size: int, mask: int, out_buf) -> int:
+    """Unmask and read the codewords in the standard's zig-zag order, skipping function modules
+    (bit 1 set in the grid, bit 0 = dark).  Returns how many bytes went into out."""
+    grid = ptr8(grid_buf)
+    out = ptr8(out_buf)
+    n = 0
+    acc = 0
+    nbits = 0
+    right = size - 1
+    up = 1
+    while right >= 1:
+        if right == 6:
+            right = 5
+        vert = 0
+        while vert < size:
+            r = vert
+            if up == 1:
+                r = size - 1 - vert
+            j = 0
+            while j < 2:
+                c = right - j
+                v = grid[r * size + c]
+                if (v & 2) == 0:
+                    bit = v & 1
+                    if mask == 0:
+                        f = (r + c) % 2
+                    elif mask == 1:
+                        f = r % 2
+                    elif mask == 2:
+                        f = c % 3
+                    elif mask == 3:
+                        f = (r + c) % 3
+                    elif mask == 4:
+                        f = (r // 2 + c // 3) % 2
+                    elif mask == 5:
+                        f = (r * c) % 2 + (r * c) % 3
+                    elif mask == 6:
+                        f = ((r * c) % 2 + (r * c) % 3) % 2
+                    else:
+                        f = ((r + c) % 2 + (r * c) % 3) % 2
+                    if f == 0:
+                        bit = bit ^ 1
+                    acc = (acc << 1) | bit
+                    nbits += 1
+                    if nbits == 8:
+                        out[n] = acc
+                        n += 1
+                        acc = 0
+                        nbits = 0
+                j += 1
+            vert += 1
+        up = 1 - up
+        right -= 2
+    return n
+
+
+def rs_syndromes(block_buf, n: int, necc: int, exp_buf, log_buf, syn_buf) -> int:
+    """syn[i] = r(a^i) for i < necc, the received block (highest degree first) evaluated by
+    Horner over GF(256) with the exp/log tables.  Returns the OR of all syndromes (0: clean)."""
+    block = ptr8(block_buf)
+    ex = ptr8(exp_buf)
+    lg = ptr8(log_buf)
+    syn = ptr8(syn_buf)
+    nz = 0
+    i = 0
+    while i < necc:
+        acc = 0
+        k = 0
+        while k < n:
+            if acc != 0:
+                acc = ex[lg[acc] + i]
+            acc = acc ^ block[k]
+            k += 1
+        syn[i] = acc
+        nz = nz | acc
+        i += 1
+    return nz
+
+
+def nearest_word(word: int, words_buf, n: int, out_buf) -> int:
+    """Index of the entry of words (n int32) with the fewest bits different from `word` (first
+    on a tie); out[0] = that distance."""
+    words = ptr32(words_buf)
+    out = ptr32(out_buf)
+    best = -1
+    bestd = 99
+    i = 0
+    while i < n:
+        x = word ^ words[i]
+        d = 0
+        while x != 0:
+            x = x & (x - 1)
+            d += 1
+        if d < bestd:
+            bestd = d
+            best = i
+        i += 1
+    out[0] = bestd
+    return best

@@ -2,6 +2,8 @@
 # as QR codes use it: syndromes, Berlekamp-Massey, Chien search, Forney. Corrects up to
 # floor(ecc/2) byte errors per block in place; all work arrays are allocated once at import.
 
+from . import kernels
+
 EXP = bytearray(512)
 LOG = bytearray(256)
 
@@ -57,16 +59,7 @@ def correct(block, n, necc):
     Returns the number of corrected bytes, or -1 when the block has more errors than the code
     can fix (the block is then left unchanged)."""
     syn = _syn
-    nonzero = 0
-    for i in range(necc):
-        # r(a^i) by Horner over the received bytes
-        acc = 0
-        for k in range(n):
-            if acc:
-                acc = EXP[LOG[acc] + i]
-            acc ^= block[k]
-        syn[i] = acc
-        nonzero |= acc
+    nonzero = kernels.rs_syndromes(block, n, necc, EXP, LOG, syn)  # r(a^i), Horner
     if not nonzero:
         return 0
     # Berlekamp-Massey: error locator sigma (low-order first).

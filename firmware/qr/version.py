@@ -13,7 +13,7 @@ def encode(version):
     return (version << 12) | rem
 
 
-CODEWORDS = [encode(v) for v in range(7, 41)]
+CODEWORDS = bch.table([encode(v) for v in range(7, 41)])
 
 
 def nearest(word, max_dist=3):

@@ -50,18 +50,20 @@ def _ref_thresholds(img, w, h, bs, r, bias, mind):
 
 def test_threshold_matches_reference():
     rnd = _rand(7)
-    for w, h, bs, r, bias in ((37, 29, 8, 2, 0), (40, 24, 4, 3, 5), (33, 41, 16, 1, 12)):
+    for w, h, bs, r, bias in ((37, 29, 8, 2, 0), (40, 24, 4, 3, 5), (33, 41, 16, 1, 12), (97, 61, 4, 3, 7),
+                              (64, 48, 8, 0, 0)):
         img = bytearray(w * h)
         for i in range(w * h):
             # smooth gradient + blobs + noise, with flat areas so the low-contrast rule runs
-            img[i] = (i % w) * 3 + (80 if rnd(5) == 0 else 0) + rnd(10) if (i // w) % 11 < 7 else 200
+            img[i] = (i % w) * 3 % 160 + (80 if rnd(5) == 0 else 0) + rnd(10) if (i // w) % 11 < 7 else 200
         bw = (w + bs - 1) // bs
         bh = (h + bs - 1) // bs
+        r = min(r, (min(bw, bh) - 1) // 2)  # the window fits the grid (Binarizer.run does this)
         avg = bytearray(bw * bh)
         thr = bytearray(bw * bh)
         out = bytearray(w * h)
         kernels.block_stats(img, w, h, bs, bw, bh, 24, avg)
-        kernels.block_smooth(avg, bw, bh, r, bias, thr)
+        kernels.block_smooth(avg, bw, bh, r, bias, thr, array("H", bytes(2 * bw)))
         dark = kernels.apply_threshold(img, w, h, bs, bw, thr, out)
         ref = _ref_thresholds(img, w, h, bs, r, bias, 24)
         assert out == ref
