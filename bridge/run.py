@@ -100,6 +100,34 @@ class SerialFleet:
             link.stop()
 
 
+def print_fault_change(faults: dict, data: dict, out=None) -> None:
+    """A scanner that cannot scan (camera fault in its HELLO/STATUS): one `[fault]` line with the
+    code, the driver's message and the plain fix when it begins or changes, `[fault]` cleared
+    when it ends. `faults` remembers each device's last fault."""
+    device = data.get("device")
+    body = data.get("hello") if "hello" in data else data.get("status")
+    if not device or not isinstance(body, dict) or ("status" in data and "fault" not in body):
+        return
+    fault = body.get("fault") if isinstance(body.get("fault"), dict) else None
+    now = (fault.get("code"), fault.get("message")) if fault else None
+    if faults.get(device) == now or (now is None and device not in faults):
+        faults[device] = now
+        return
+    faults[device] = now
+    if now is None:
+        line = {"device": device, "cleared": True}
+    else:
+        line = {"device": device, "code": now[0], "message": now[1]}
+        try:
+            from scanbridge_tools.diagnostics.failures import explain_fault
+            found = explain_fault(fault)
+            if found:
+                line["fix"] = found["fix"]
+        except ImportError:
+            pass
+    print("[fault] %s" % json.dumps(line), file=out or sys.stderr, flush=True)
+
+
 def add_arguments(parser):
     parser.add_argument("--port", action="append", default=[], help="serial port of a scanner (repeatable)")
     parser.add_argument("--auto", action="store_true", help="find scanners by USB ids, also ones plugged in later")
@@ -150,12 +178,16 @@ def main(args) -> int:
     from scanbridge.host_assist import HostAssist, Responder
     assist = HostAssist()  # decodes snapshots from scanners in host-assist fallback mode
 
+    faults: dict = {}  # device -> its last fault code and message, to print each change once
+
     def event(kind, data):
         assist.on_event(kind, data)
         if runtime is not None:
             runtime.link_event(kind, data)
         if kind in ("hello", "disconnected", "error"):
             print("[%s] %s" % (kind, json.dumps(data, default=str)), file=sys.stderr, flush=True)
+        if kind in ("hello", "status"):
+            print_fault_change(faults, data)
 
     fleet = SerialFleet(service, baud=args.baud, on_event=event)
 

@@ -54,6 +54,10 @@ def test_camera_that_will_not_open_is_reported_and_recovers_without_reboot(tmp_p
         assert hellos, err
         fault = hellos[0]["hello"]["fault"]
         assert fault["code"] == "camera_init_failed" and "0x105" in fault["message"]
+        faults = [json.loads(line.split(" ", 1)[1]) for line in err.splitlines() if line.startswith("[fault] ")]
+        assert len(faults) == 1, err  # said once, not with every STATUS
+        assert faults[0]["device"] == "scan-fault-1" and faults[0]["code"] == "camera_init_failed"
+        assert "Reseat the camera ribbon cable" in faults[0]["fix"] and "board profile" in faults[0]["fix"]
         st = vs.status()
         assert st["fault"]["code"] == "camera_init_failed" and st["camera_retries"] >= 2  # backing off
         leds = _leds(vs)
@@ -231,3 +235,70 @@ def test_over_mqtt_the_fault_is_in_the_retained_status_and_clears(tmp_path):
     assert "0x105" in seen["fault"]["message"] and seen["online"] is True
     assert app.results[0]["payload"] == b"MQTT-AFTER-FIX" and app.counts["camera_recoveries"] == 1
     assert "err" in app.board.leds and "busy" in app.board.leds
+
+
+def test_bridge_prints_each_fault_change_once_and_the_registry_keeps_the_fix():
+    import io
+
+    from scanbridge.run import print_fault_change
+    from scanbridge.web.registry import ScannerRegistry
+    probe = {"code": "camera_init_failed", "message": "Camera probe failed with error 0x105(ESP_ERR_NOT_FOUND)"}
+    out = io.StringIO()
+    faults = {}
+    print_fault_change(faults, {"device": "d1", "hello": {"device": "d1"}}, out)  # fine at HELLO: silent
+    print_fault_change(faults, {"device": "d1", "status": {"frames": 3}}, out)  # old firmware: no field
+    print_fault_change(faults, {"device": "d1", "status": {"fault": dict(probe, retries=1)}}, out)
+    print_fault_change(faults, {"device": "d1", "status": {"fault": dict(probe, retries=2)}}, out)
+    print_fault_change(faults, {"device": "d1", "status": {"fault": None}}, out)
+    lines = [json.loads(x.split(" ", 1)[1]) for x in out.getvalue().splitlines()]
+    assert [x.get("code") for x in lines] == ["camera_init_failed", None] and lines[1]["cleared"]
+    assert lines[0]["fix"].startswith("Reseat the camera ribbon cable")
+
+    reg = ScannerRegistry()
+    reg.on_link_event("hello", {"device": "d1", "port": "/dev/pts/3", "hello": {"fw": "0.1", "fault": probe}})
+    d = reg.get("d1")
+    assert d["online"] and d["fault"]["code"] == "camera_init_failed" and "Reseat" in d["fault_fix"]
+    reg.on_link_event("status", {"device": "d1", "status": {"uptime_ms": 1000, "fault": None}})
+    assert reg.get("d1")["fault"] is None and reg.get("d1")["fault_fix"] is None
+    reg.on_presence("m1", {"online": True, "site": "s", "status": {"online": True, "fault": {
+        "code": "camera_capture_failed", "message": "10 captures in a row failed (last: no frame)"}}})
+    assert reg.get("m1")["fault"]["code"] == "camera_capture_failed" and "ribbon" in reg.get("m1")["fault_fix"]
+
+
+@pytest.mark.timeout(120)
+def test_counter_page_shows_a_degraded_scanner_and_its_fix(tmp_path):
+    import os
+    chromium = "/usr/bin/chromium"
+    if not os.path.exists(chromium):
+        pytest.skip("Debian chromium not installed")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from scanbridge.counter import Counter
+    from scanbridge.web.registry import ScannerRegistry
+    from scanbridge.web.server import CounterWeb
+    counter = Counter(str(tmp_path / "counter.db"))
+    registry = ScannerRegistry()
+    service = counter.attach(ScanService())
+    web = CounterWeb(counter, registry, port=0).start()
+    vs = VirtualScanner(QueuedStream(), fps=15, device_id="scan-page-1", config=FAST_RETRY,
+                        camera_open_failures=-1).start()
+    link = SerialLink(vs.path, service, on_event=registry.on_link_event).start()
+    sel = "li[data-device='scan-page-1']"
+    try:
+        assert link.wait_ready(10)
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page()
+            page.goto(web.url)
+            page.wait_for_selector(sel + " .fault")
+            text = page.inner_text(sel)
+            assert "Cannot scan: camera_init_failed" in text and "0x105" in text
+            assert "Fix: Reseat the camera ribbon cable" in text
+            vs.heal_camera()  # reseated: the page clears without a reload
+            page.wait_for_selector(sel + " .fault", state="detached", timeout=30000)
+            assert "online" in page.inner_text(sel)
+            browser.close()
+    finally:
+        link.stop()
+        vs.stop()
+        web.stop()
+        counter.stop()

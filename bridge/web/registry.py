@@ -23,7 +23,7 @@ class ScannerRegistry:
         if e is None:
             e = {"device": device, "link": None, "online": False, "last_seen": None, "scans": 0,
                  "accepted": 0, "last_decode_ms": None, "decode_rate": None, "frames_per_s": None,
-                 "fw": None, "board": None, "_last_status": None}
+                 "fw": None, "board": None, "fault": None, "fault_fix": None, "_last_status": None}
             self._scanners[device] = e
         return e
 
@@ -67,6 +67,7 @@ class ScannerRegistry:
                 hello = data.get("hello") or {}
                 e["fw"] = hello.get("fw", e["fw"])
                 e["board"] = hello.get("board", e["board"])
+                _fault(e, hello.get("fault"))
             elif kind == "disconnected":
                 device = self._port_device.get(data.get("port", ""))
                 if not device:
@@ -99,6 +100,8 @@ class ScannerRegistry:
         # The scanner's STATUS carries counters since boot; the rate is their change over its uptime.
         e["fw"] = st.get("fw", e["fw"])
         e["board"] = st.get("board", e["board"])
+        if "fault" in st:  # a scanner that cannot scan (camera fault) says why in every STATUS
+            _fault(e, st["fault"])
         prev = e["_last_status"]
         up, frames, scans = st.get("uptime_ms"), st.get("frames"), st.get("scans")
         if prev and up is not None and prev.get("uptime_ms") is not None and up > prev["uptime_ms"]:
@@ -119,3 +122,19 @@ class ScannerRegistry:
         with self._lock:
             e = self._scanners.get(device)
             return self._public(e) if e else None
+
+
+def _fault(e: dict, fault: Optional[dict]) -> None:
+    """Record a scanner's fault ({code, message, ...} or None) and the plain fix for the page."""
+    fault = {k: fault.get(k) for k in ("code", "message", "retries")} if isinstance(fault, dict) else None
+    if fault == e["fault"]:
+        return
+    e["fault"] = fault
+    e["fault_fix"] = None
+    if fault:
+        try:
+            from scanbridge_tools.diagnostics.failures import explain_fault
+        except ImportError:  # the bridge installed without the technician's tools
+            return
+        found = explain_fault(fault)
+        e["fault_fix"] = found and found["fix"]

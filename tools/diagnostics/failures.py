@@ -258,3 +258,15 @@ def detect(facts: dict) -> list[dict]:
         if evidence:
             found.append({"id": fid, "title": title, "evidence": evidence, "fix": fix})
     return found
+
+
+def explain_fault(fault: dict | None) -> dict | None:
+    """The finding for a scanner's fault code alone (what its HELLO/STATUS say), for the bridge
+    and the counter page: {id, title, evidence, fix}; None when the scanner has no fault."""
+    if not fault or not fault.get("code"):
+        return None
+    found = detect({"hello": {"fault": fault}})
+    if found:
+        return found[0]
+    return {"id": fault["code"], "title": "Scanner fault %s" % fault["code"], "evidence": fault.get("message", ""),
+            "fix": "Run `scanbridge diag -p PORT` (stop `scanbridge run` first) and follow its fix."}

@@ -69,6 +69,10 @@ function renderScanners(list) {
     if (s.frames_per_s !== null && s.frames_per_s !== undefined) bits.push(s.frames_per_s + " frames/s");
     if (s.last_decode_ms) bits.push("decode " + s.last_decode_ms + " ms");
     li.append(el("div", bits.join(" · "), "muted"));
+    if (s.fault) {  // the scanner is up but cannot scan (camera fault): say why and what to do
+      li.append(el("div", "Cannot scan: " + s.fault.code + " — " + (s.fault.message || ""), "fault"));
+      if (s.fault_fix) li.append(el("div", "Fix: " + s.fault_fix, "fault-fix"));
+    }
     ul.append(li);
   }
 }
