@@ -186,7 +186,7 @@ class App:
             self._emit("camera", {"reason": "recovered"})
         else:
             text = "camera fault %s: %s" % (fault["code"], fault["message"])
-            self.last_error = text
+            self.last_error = "camera fault " + fault["code"]  # the message is in STATUS fault
             diag.note_failure(text)
             if hello is not None:
                 hello["fault"] = {"code": fault["code"], "message": fault["message"]}
@@ -233,7 +233,7 @@ class App:
         d["mem_free"] = self.board.mem_free()
         d["healthy"] = self._healthy
         d["last_error"] = self.last_error
-        d["fault"] = self.camera.info()  # None, or {code, message, retries, for_ms, retry_in_ms}
+        d["fault"] = self.camera.info()  # None, or {code, message, retries, retry_in_ms}
         d["link"] = self.link.status()
         return d
 

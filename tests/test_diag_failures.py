@@ -85,7 +85,7 @@ PROBE = "Camera probe failed with error 0x105(ESP_ERR_NOT_FOUND) (check power an
 
 
 def _degraded(code, message, retries=3, recoveries=0, camera_ok=False):
-    fault = {"code": code, "message": message, "retries": retries, "for_ms": 9000, "retry_in_ms": 4000}
+    fault = {"code": code, "message": message, "retries": retries, "retry_in_ms": 4000}
     state = {"fault": fault, "last_fault": "%s: %s" % (code, message), "open": False, "retries": retries,
              "recoveries": recoveries}
     return _with(health__camera=state, camera={"ok": camera_ok, "error": "%s: %s" % (code, message)},

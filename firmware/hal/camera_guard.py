@@ -10,7 +10,7 @@ from scanbridge_fw.compat import sleep_ms, ticks_add, ticks_diff, ticks_ms
 
 INIT_FAILED = "camera_init_failed"
 CAPTURE_FAILED = "camera_capture_failed"
-_MESSAGE_MAX = 160
+_MESSAGE_MAX = 100  # it rides in every STATUS, which must stay under wire.MAX_BODY
 _WAIT_STEP_MS = 200  # a degraded capture() sleeps at most this long, so the app loop stays live
 
 config.register("camera_retry_ms", 2000, "int", 50, 600000)  # first retry after a camera fault
@@ -48,7 +48,7 @@ class CameraGuard:
             if key not in self.counts:
                 self.counts[key] = 0
         self.on_change = _unwatched
-        self.fault = None  # {"code", "message", "since_ms", "retries"} while degraded
+        self.fault = None  # {"code", "message", "retries"} while degraded
         self.last_fault = None  # "code: message" of the latest fault, kept after recovery
         self.last_failure = None  # why the latest open or capture failed (diagnostics)
         self.is_open = False
@@ -71,18 +71,16 @@ class CameraGuard:
         if f is None:
             return None
         return {"code": f["code"], "message": f["message"], "retries": f["retries"],
-                "for_ms": ticks_diff(ticks_ms(), f["since_ms"]),
                 "retry_in_ms": 0 if self.is_open else max(0, ticks_diff(self._next_try, ticks_ms()))}
 
     def _set_fault(self, code, message):
-        message = message[:_MESSAGE_MAX]  # it rides in HELLO and every STATUS
+        message = message[:_MESSAGE_MAX]
         self.last_fault = code + ": " + message
         old = self.fault
         if old is not None and old["code"] == code and old["message"] == message:
             return
         retries = old["retries"] if old is not None else 0
-        since = old["since_ms"] if old is not None else ticks_ms()
-        self.fault = {"code": code, "message": message, "since_ms": since, "retries": retries}
+        self.fault = {"code": code, "message": message, "retries": retries}
         self.on_change(self.fault)
 
     def _clear_fault(self):
