@@ -195,7 +195,11 @@ def main(args) -> int:
         for link in list(fleet.links.values()):
             if link.device_id == device:
                 return link.command(cmd, cargs)
+        if mqtt_link is not None:
+            return mqtt_link.command_device(device, cmd, cargs)
         raise LookupError("no serial link serves %s" % device)
+    if mqtt_link is not None:
+        mqtt_link.add_event_listener(event)  # snapshots from scanners on WiFi, for host assist
     assist.add_listener(Responder(command))  # hands what zxing-cpp read back to the scanner
     for p in args.port:
         fleet.add(p)

@@ -480,3 +480,66 @@ def test_a_bridge_that_dies_after_the_claim_but_before_the_result_still_answers_
     asyncio.run(scenario())
     assert [(seq, data["verdict"], data["reason"]) for _, _, seq, data in got] == [
         (1, wire.ACCEPTED, "ok"), (2, wire.REJECTED, "replayed")]
+
+
+def test_host_assist_over_wifi_snapshot_decoded_by_the_bridge_and_handed_back(broker):
+    """A scanner on WiFi in host-assist fallback: its camera picture goes out as SNAPSHOT chunks
+    (on its reply topic, the only one it may publish such data on), the bridge puts them back
+    together and decodes them with zxing-cpp, and answers with the COMMAND "assist.result"
+    holding the payload, as over a USB cable."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    from scanbridge.host_assist import HostAssist, Responder
+    from scanbridge_fw import snapshot
+    from scanbridge_tools import scenes
+    code = "SB1.over-wifi.assist-4711"
+    gray, w, h = scenes.render_scene(code, 320, 240, angle_deg=7, blur=0.5, noise=2)
+    buf = io.BytesIO()
+    Image.frombytes("L", (w, h), gray).save(buf, format="JPEG", quality=80)
+    picture = buf.getvalue()
+    bridge = _bridge(broker, ScanService())
+    ha = HostAssist()
+    bridge.add_event_listener(ha.on_event)
+    responder = Responder(lambda device, cmd, args: bridge.command_device(device, cmd, args))
+    ha.add_listener(responder)
+    commands_seen = []
+
+    async def scenario():
+        s = _scanner(broker, "dev2")
+        task = asyncio.create_task(s.run())
+        await asyncio.wait_for(s.client.up.wait(), 10)
+        sid, count = await snapshot.send(s, picture)
+        assert count == snapshot.chunk_count(len(picture)) and count > 1
+        while True:
+            msg = await asyncio.wait_for(s.recv(), 15)
+            if msg.kind == wire.COMMAND:
+                commands_seen.append(msg.data)
+                s.send(wire.REPLY, {"id": msg.data["id"], "ok": True, "result": {"taken": 1}})
+                break
+        await _wait(lambda: responder.sent + responder.failed > 0, what="the assist reply")
+        await s.stop()
+        task.cancel()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        responder.close()
+        bridge.stop()
+    assert [c["cmd"] for c in commands_seen] == ["assist.result"]
+    assert [base64.b64decode(p) for p in commands_seen[0]["args"]["payloads"]] == [code.encode()]
+    assert ha.status()["decoded"] == 1 and responder.sent == 1 and responder.failed == 0
+    assert bridge.stats()["malformed"] == 0
+
+
+def test_command_to_a_scanner_never_heard_is_a_clear_error(broker):
+    from scanbridge.link.mqtt import MqttLinkError
+    bridge = _bridge(broker, ScanService())
+    try:
+        with pytest.raises(MqttLinkError) as e:
+            bridge.command_device("ghost", "status")
+        assert e.value.code == "unknown_device"
+    finally:
+        bridge.stop()

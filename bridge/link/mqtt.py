@@ -38,6 +38,7 @@ log = logging.getLogger("scanbridge.mqtt")
 
 _VERDICT_CODES = {ACCEPTED: wire.ACCEPTED, PENDING: wire.PENDING}
 PresenceListener = Callable[[str, dict], None]
+EventListener = Callable[[str, dict], None]  # ("snapshot", {"device", "site", "id", "index", "count", "data"})
 
 
 class MqttLinkError(Exception):
@@ -105,6 +106,7 @@ class MqttLink:
         self._presence: dict[str, dict] = {}
         self._presence_lock = threading.Lock()
         self._presence_listeners: list[PresenceListener] = []
+        self._event_listeners: list[EventListener] = []
         self._attached: set[str] = set()
         self._replies: dict[int, dict] = {}
         self._reply_cv = threading.Condition()
@@ -182,6 +184,18 @@ class MqttLink:
     def add_presence_listener(self, fn: PresenceListener) -> None:
         self._presence_listeners.append(fn)
 
+    def add_event_listener(self, fn: EventListener) -> None:
+        """Link events as the serial link's on_event gives them; today "snapshot" (one chunk of a
+        camera picture a scanner sends for host assist, scanbridge.host_assist)."""
+        self._event_listeners.append(fn)
+
+    def _emit(self, kind: str, data: dict) -> None:
+        for fn in list(self._event_listeners):
+            try:
+                fn(kind, data)
+            except Exception as e:  # a listener's bug must not stop scans on the network thread
+                log.warning("mqtt: %s listener failed: %s: %s", kind, type(e).__name__, e)
+
     def stats(self) -> dict:
         """Counters, and the time scans spent in this bridge (received -> RESULT published) over
         the last 20,000 scans: what the bridge adds to a scanner's round trip."""
@@ -190,7 +204,15 @@ class MqttLink:
         return dict(self.counters, connected=self.connected.is_set(), client_id=self.client_id,
                     last_error=self.last_error, in_bridge_p50_ms=pct(0.5), in_bridge_p99_ms=pct(0.99))
 
-    # -- commands to a scanner (diagnostics)
+    # -- commands to a scanner (diagnostics, host assist)
+    def command_device(self, device: str, cmd: str, args: Optional[dict] = None, timeout: float = 5.0) -> dict:
+        """command() to a scanner this bridge has heard from, at the site it was heard on."""
+        with self._presence_lock:
+            site = (self._presence.get(device) or {}).get("site")
+        if site is None:
+            raise MqttLinkError("unknown_device", "no scanner %r has been heard on this broker" % device)
+        return self.command(site, device, cmd, args, timeout)
+
     def command(self, site: str, device: str, cmd: str, args: Optional[dict] = None,
                 timeout: float = 5.0) -> dict:
         """Send a COMMAND and wait for its REPLY data; MqttLinkError('timeout') otherwise."""
@@ -262,6 +284,9 @@ class MqttLink:
             return self._on_scan(site, device, session, seq, data, (msg.mid, msg.qos))
         elif leaf == topics.STATUS and kind == wire.STATUS:
             self._on_status(site, device, data, msg.retain)
+        elif leaf == topics.REPLY and kind == wire.SNAPSHOT:  # host assist: a picture, chunk by chunk
+            self._seen_device(site, device)
+            self._emit("snapshot", dict(data, device=device, site=site))
         elif leaf == topics.REPLY and kind == wire.REPLY:
             with self._reply_cv:
                 if isinstance(data.get("id"), str) and data["id"].startswith("%08x-" % self._cmd_session):
