@@ -50,7 +50,7 @@ class Fitter:
     """Hill-climbs the four image points that anchor the homography so that the sampled
     function patterns match the template best (the idea of quirc's perspective jiggle).
 
-    The anchors live in `pts` (int32: x0, y0 .. x3, y3 in 1/16 pixel: top-left, top-right,
+    The anchors live in `pts` (int32: x0, y0 .. x3, y3 in 1/8 pixel: top-left, top-right,
     bottom-left finder centre, far corner) and every step is integer work in kernels:
     quad_coef (homography) then score_grid or grid_contrast.  `budget` caps the steps (the
     streaming mode sets it per frame; negative = no cap)."""
@@ -59,7 +59,7 @@ class Fitter:
         k = max_version // 7 + 2
         entries = 3 * 81 + 2 * tables.size_of(max_version) + 25 * k * k
         self.tmpl = array("H", (0 for _ in range(3 * entries)))
-        self.coef = array("i", (0 for _ in range(9)))
+        self.coef = array("i", (0 for _ in range(11)))
         self.pts = array("i", (0 for _ in range(8)))
         self._mirror = array("i", (0 for _ in range(8)))
         self._apos = bytearray(8)
@@ -82,8 +82,8 @@ class Fitter:
         p = self.pts
         for i in range(4):
             x, y = pts[i]
-            p[2 * i] = int(x * 16 + 0.5)
-            p[2 * i + 1] = int(y * 16 + 0.5)
+            p[2 * i] = int(x * 8 + 0.5)
+            p[2 * i + 1] = int(y * 8 + 0.5)
 
     def load_coef(self, mirrored):
         """Homography of the current anchors into self.coef (top-right and bottom-left
@@ -115,7 +115,7 @@ class Fitter:
         if best < 0 or best == self.n:
             return best
         p = self.pts
-        step = int(ms * 8 + 0.5)  # half a module in 1/16 px
+        step = int(ms * 4 + 0.5)  # half a module in 1/8 px
         if step < 1:
             step = 1
         for _ in range(rounds):
@@ -157,7 +157,7 @@ class Fitter:
         missed."""
         best = self.contrast(gray, w, h, binz)
         p = self.pts
-        step = int(ms * 16 + 0.5)
+        step = int(ms * 8 + 0.5)  # a module in 1/8 px
         if step < 1:
             step = 1
         for _ in range(4):

@@ -268,8 +268,9 @@ def cross_runs(b_buf, w: int, h: int, x: int, y: int, dx: int, dy: int, maxc: in
 def sample_grid(b_buf, w: int, h: int, coef_buf, size: int, spread: int, grid_buf) -> int:
     """Sample the module grid through a fixed-point homography.
 
-    coef (scaled by 2**18, in half-module units) maps the module centre (u, v) = (2c+1, 2r+1) to
-    x = (c0 u + c1 v + c2) / (c6 u + c7 v + c8), y = (c3 u + c4 v + c5) / (same).  With spread
+    coef (11 int32, from quad_coef) maps the module centre (u, v) = (2c+1, 2r+1), in half-module
+    units, to the pixel x = (c9 + (c0 u + c1 v + c2) // (c6 u + c7 v + c8)) >> 3, y likewise with
+    c3, c4, c5 and c10: the origin c9, c10 and the offsets are in 1/8 pixel.  With spread
     > 0 each module is the majority of 5 pixels (centre and +-spread in x and y).  Writes 0/1 per
     module; returns how many sample points fell outside the image."""
     b = ptr8(b_buf)
@@ -287,8 +288,8 @@ def sample_grid(b_buf, w: int, h: int, coef_buf, size: int, spread: int, grid_bu
             x = -1
             y = -1
             if dd > 0:
-                x = nx // dd
-                y = ny // dd
+                x = (coef[9] + nx // dd) >> 3
+                y = (coef[10] + ny // dd) >> 3
             bit = 0
             if x < 0 or y < 0 or x >= w or y >= h:
                 outside += 1
@@ -329,8 +330,8 @@ def score_grid(b_buf, w: int, h: int, coef_buf, tmpl_buf, n: int) -> int:
         u = 2 * tmpl[3 * i + 1] + 1
         dd = coef[6] * u + coef[7] * v + coef[8]
         if dd > 0:
-            x = (coef[0] * u + coef[1] * v + coef[2]) // dd
-            y = (coef[3] * u + coef[4] * v + coef[5]) // dd
+            x = (coef[9] + (coef[0] * u + coef[1] * v + coef[2]) // dd) >> 3
+            y = (coef[10] + (coef[3] * u + coef[4] * v + coef[5]) // dd) >> 3
             if 0 <= x and x < w and 0 <= y and y < h:
                 if b[y * w + x] == tmpl[3 * i + 2]:
                     good += 1
@@ -354,8 +355,8 @@ def grid_contrast(img_buf, w: int, h: int, coef_buf, size: int, thr_buf, bs: int
         c = 0
         while c < size:
             if dd > 0:
-                x = nx // dd
-                y = ny // dd
+                x = (coef[9] + nx // dd) >> 3
+                y = (coef[10] + ny // dd) >> 3
                 if 0 <= x and x < w and 0 <= y and y < h:
                     e = img[y * w + x] - thr[(y // bs) * bw + x // bs]
                     if e < 0:
@@ -372,10 +373,10 @@ def grid_contrast(img_buf, w: int, h: int, coef_buf, size: int, thr_buf, bs: int
 def quad_coef(pts_buf, size: int, coef_buf) -> int:
     """The perspective map of a size x size code whose finder centres (module 3.5, 3.5),
     (size-3.5, 3.5), (3.5, size-3.5) and far corner (size-3.5, size-3.5) sit at the image
-    points pts = [x0, y0, x1, y1, x2, y2, x3, y3] (1/16 pixel), written into coef in the form
-    sample_grid reads (half-module units in, whole pixels out).  Integer only: the closed-form
-    unit-square-to-quad map (Heckbert), its three determinants shifted down just enough that
-    no product passes 2**30.  Returns 0 (coef untouched) for a degenerate quad."""
+    points pts = [x0, y0, x1, y1, x2, y2, x3, y3] (1/8 pixel), into coef in the form
+    sample_grid reads.  Integer only: the closed-form unit-square-to-quad map (Heckbert) around
+    the origin (x0, y0); its three determinants are scaled down just enough that the
+    numerators at every module centre stay below 2**30.  Returns 0 for a degenerate quad."""
     p = ptr32(pts_buf)
     coef = ptr32(coef_buf)
     x0 = p[0]
@@ -386,12 +387,19 @@ def quad_coef(pts_buf, size: int, coef_buf) -> int:
     y2 = p[5] - y0
     x3 = p[6] - x0
     y3 = p[7] - y0
-    lim = 16384
-    if x1 >= lim or x1 <= -lim or y1 >= lim or y1 <= -lim or x2 >= lim or x2 <= -lim:
-        return 0
-    if y2 >= lim or y2 <= -lim or x3 >= lim or x3 <= -lim or y3 >= lim or y3 <= -lim:
-        return 0
-    if x0 >= lim or x0 <= -lim or y0 >= lim or y0 <= -lim or size < 8:
+    # refuse absurd quads (and keep the determinants below 2**30)
+    rm = 0
+    i = 2
+    while i < 8:
+        t = p[i] - x0
+        if i & 1:
+            t = p[i] - y0
+        if t < 0:
+            t = -t
+        if t > rm:
+            rm = t
+        i += 1
+    if rm >= 8192 or size < 8 or size > 200:
         return 0
     sx = x3 - x1 - x2
     sy = y3 - y1 - y2
@@ -408,32 +416,27 @@ def quad_coef(pts_buf, size: int, coef_buf) -> int:
         k = -k
     if d == 0:
         return 0
-    # size of the sums the numerators will reach, per unit of the determinants
-    ax = x0
-    if ax < 0:
-        ax = -ax
-    ay = y0
-    if ay < 0:
-        ay = -ay
+    # |numerator| <= (2 size + 8) (|x1| + |x2|) (d + |g| + |k|) at every module centre (u, v
+    # <= 2 size + 1): scale the determinants down (divide by q) until that is below 2**30
     t = x1
     if t < 0:
         t = -t
-    xs = t + 3 * ax
+    rx = t
     t = x2
     if t < 0:
         t = -t
-    xs += t
+    rx += t
     t = y1
     if t < 0:
         t = -t
-    ys = t + 3 * ay
+    ry = t
     t = y2
     if t < 0:
         t = -t
-    ys += t
-    if ys > xs:
-        xs = ys
-    room = 0x3FFFFFFF // (2 * size + 8) // (xs + 1)
+    ry += t
+    if ry > rx:
+        rx = ry
+    room = 0x3FFFFFFF // (2 * size + 8) // (rx + 1)
     ag = g
     if ag < 0:
         ag = -ag
@@ -441,31 +444,31 @@ def quad_coef(pts_buf, size: int, coef_buf) -> int:
     if ak < 0:
         ak = -ak
     m = d + ag + ak
-    sh = 0
-    while (m >> sh) > room:
-        sh += 1
-    d = d >> sh
-    g = g >> sh
-    k = k >> sh
-    if d < 64:
+    if m > room:
+        q = m // room + 1
+        d = d // q
+        g = g // q
+        k = k // q
+    if d < 32:
         return 0
-    L2 = 2 * size - 14
-    e = L2 * d - 7 * (g + k)
+    e = (2 * size - 14) * d - 7 * (g + k)
     if e <= 0:
         return 0
     a = x1 * (d + g)
     b = x2 * (d + k)
-    coef[0] = a + x0 * g
-    coef[1] = b + x0 * k
-    coef[2] = x0 * e - 7 * (a + b)
+    coef[0] = a
+    coef[1] = b
+    coef[2] = -7 * (a + b)
     a = y1 * (d + g)
     b = y2 * (d + k)
-    coef[3] = a + y0 * g
-    coef[4] = b + y0 * k
-    coef[5] = y0 * e - 7 * (a + b)
-    coef[6] = 16 * g
-    coef[7] = 16 * k
-    coef[8] = 16 * e
+    coef[3] = a
+    coef[4] = b
+    coef[5] = -7 * (a + b)
+    coef[6] = g
+    coef[7] = k
+    coef[8] = e
+    coef[9] = x0
+    coef[10] = y0
     return 1
 
 

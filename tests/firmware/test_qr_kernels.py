@@ -155,10 +155,13 @@ def test_cross_runs_matches_reference():
 
 
 def _project(coef, u, v):
+    """Pixel of the half-module point (u, v): origin (1/8 px) + offset, floored."""
     dd = coef[6] * u + coef[7] * v + coef[8]
     if dd <= 0:
         return -1, -1
-    return (coef[0] * u + coef[1] * v + coef[2]) // dd, (coef[3] * u + coef[4] * v + coef[5]) // dd
+    x = coef[9] + (coef[0] * u + coef[1] * v + coef[2]) // dd
+    y = coef[10] + (coef[3] * u + coef[4] * v + coef[5]) // dd
+    return x >> 3, y >> 3
 
 
 def test_sampling_kernels_match_reference():
@@ -166,10 +169,11 @@ def test_sampling_kernels_match_reference():
     w, h = 50, 40
     b = bytearray(rnd(2) for _ in range(w * h))
     img = bytearray(rnd(256) for _ in range(w * h))
-    s = 1 << 18
-    # a mild perspective: 1.7 px per half-module, a little shear and foreshortening
-    coef = array("i", [int(1.7 * s), int(0.2 * s), 3 * s, int(-0.1 * s), int(1.5 * s), 2 * s,
-                       int(0.004 * s), int(0.002 * s), s])
+    s = 1 << 15
+    # a mild perspective: 1.7 px per half-module, a little shear and foreshortening; origin
+    # (3.4, 2.6) px, offsets in 1/8 px
+    coef = array("i", [int(13.6 * s), int(1.6 * s), 0, int(-0.8 * s), int(12 * s), 0,
+                       int(0.004 * s), int(0.002 * s), s, 27, 21])
     size = 21
     for spread in (0, 1):
         grid = bytearray(size * size)
@@ -209,3 +213,174 @@ def test_sampling_kernels_match_reference():
             if 0 <= x < w and 0 <= y < h:
                 total += abs(img[y * w + x] - thr[(y // bs) * bw + x // bs])
     assert kernels.grid_contrast(img, w, h, coef, size, thr, bs, bw) == total
+
+
+def test_quad_coef_matches_the_float_homography():
+    from scanbridge_fw.qr import perspective
+    rnd = _rand(11)
+    coef = array("i", [0] * 11)
+    pts = array("i", [0] * 8)
+    worst = 0.0
+    for trial in range(40):
+        size = 21 + 4 * rnd(40 if trial % 4 else 3)
+        side = 60 + rnd(500)  # code width in pixels, up to VGA-filling
+        x0 = 10 + rnd(60)
+        y0 = 10 + rnd(60)
+        # a square of `side` pixels, each corner pushed around (perspective) by up to 12 %
+        quad = [(x0, y0), (x0 + side, y0), (x0, y0 + side), (x0 + side, y0 + side)]
+        quad = [(x + (rnd(25) - 12) * side / 100, y + (rnd(25) - 12) * side / 100) for x, y in quad]
+        far = size - 3.5
+        # finder centres sit 3.5 modules in from the corners
+        m = [(3.5, 3.5), (far, 3.5), (3.5, far), (far, far)]
+        hq = perspective.solve([(0.0, 0.0), (size, 0.0), (0.0, size), (size, size)], quad)
+        anchors = [perspective.apply(hq, u, v) for u, v in m]
+        for i in range(4):
+            pts[2 * i] = int(anchors[i][0] * 8 + 0.5)
+            pts[2 * i + 1] = int(anchors[i][1] * 8 + 0.5)
+        assert kernels.quad_coef(pts, size, coef) == 1
+        ref = perspective.solve(m, [(pts[2 * i] / 8, pts[2 * i + 1] / 8) for i in range(4)])
+        umax = 2 * size + 1
+        for k in (0, 3, 6):  # numerators and denominator stay in 31 bits at every module centre
+            assert abs(coef[k]) * umax + abs(coef[k + 1]) * umax + abs(coef[k + 2]) < 1 << 30
+        for r in range(0, size, 3):
+            for c in range(0, size, 3):
+                fx, fy = perspective.apply(ref, c + 0.5, r + 0.5)
+                x, y = _project(coef, 2 * c + 1, 2 * r + 1)
+                worst = max(worst, abs(x - fx + 0.5), abs(y - fy + 0.5))
+    assert worst <= 1.0, worst  # the float map lands in the same or the next pixel
+    # degenerate quads are refused
+    for bad in ([0, 0, 0, 0, 0, 0, 0, 0], [0, 0, 160, 0, 320, 0, 480, 0], [0, 0, 9000, 0, 0, 160, 160, 160]):
+        assert kernels.quad_coef(array("i", bad), 25, coef) == 0
+
+
+def _ref_alignment(b, w, h, ex, ey, m, radius, near):
+    best, bestd, sx, sy, sn = 13, 0, 0, 0, 0
+    m2 = 2 * m
+    for y in range(max(m2, int(ey) - radius), min(h - 1 - m2, int(ey) + radius) + 1):
+        for x in range(max(m2, int(ex) - radius), min(w - 1 - m2, int(ex) + radius) + 1):
+            i = y * w + x
+            if not b[i]:
+                continue
+            ring1 = [b[i + dx * m + dy * m * w] for dx in (-1, 0, 1) for dy in (-1, 0, 1) if dx or dy]
+            s = 1 + sum(1 - v for v in ring1)
+            if s < 7:
+                continue
+            s += sum(b[i + dx * m2 + dy * m2 * w] for dx in (-1, 0, 1) for dy in (-1, 0, 1) if dx or dy)
+            if s < best:
+                continue
+            d = (16 * x - int(ex * 16)) ** 2 + (16 * y - int(ey * 16)) ** 2
+            if s > best or d < bestd - near:
+                best, bestd, sx, sy, sn = s, d, x, y, 1
+            elif d < bestd + near:
+                sx += x
+                sy += y
+                sn += 1
+    return sx, sy, sn
+
+
+def test_find_alignment_matches_reference():
+    rnd = _rand(3)
+    w, h = 60, 50
+    out = array("i", [0] * 3)
+    for trial in range(6):
+        b = bytearray(1 if rnd(3) == 0 else 0 for _ in range(w * h))
+        m = 1 + rnd(3)
+        cx, cy = 20 + rnd(20), 15 + rnd(20)
+        for dy in range(-2 * m - m // 2, 2 * m + m // 2 + 1):  # a pattern: dark dot, light ring, dark ring
+            for dx in range(-2 * m - m // 2, 2 * m + m // 2 + 1):
+                ring = (max(abs(dx), abs(dy)) + m // 2) // m
+                b[(cy + dy) * w + cx + dx] = 0 if ring == 1 else 1
+        ex, ey = cx + rnd(5) - 2 + 0.3, cy + rnd(5) - 2 + 0.6
+        near = 4 * m * m * 256
+        n = kernels.find_alignment(b, w, h, int(ex * 16), int(ey * 16), m, 4 * m + 2, near, out)
+        ref = _ref_alignment(b, w, h, ex, ey, m, 4 * m + 2, near)
+        assert (out[0], out[1], n) == ref
+        assert n > 0 and abs(out[0] / n - cx) <= 1 and abs(out[1] / n - cy) <= 1
+
+
+def test_function_template_matches_reference():
+    from scanbridge_fw.qr import tables
+    for version in (1, 2, 7, 14, 32, 40):
+        size = tables.size_of(version)
+        pos = tables.alignment_positions(version)
+        ref = []  # the alignment patterns on the timing lines repeat those modules, as before
+        for fr, fc in ((0, 0), (0, size - 7), (size - 7, 0)):
+            for r in range(-1, 8):
+                for c in range(-1, 8):
+                    if 0 <= fr + r < size and 0 <= fc + c < size:
+                        ring = max(abs(r - 3), abs(c - 3))
+                        ref.append((fr + r, fc + c, 0 if ring in (2, 4) else 1))
+        for i in range(8, size - 8):
+            ref.append((6, i, 1 - i % 2))
+            ref.append((i, 6, 1 - i % 2))
+        k = len(pos)
+        for i in range(k):
+            for j in range(k):
+                if (i, j) in ((0, 0), (0, k - 1), (k - 1, 0)):
+                    continue
+                for r in range(-2, 3):
+                    for c in range(-2, 3):
+                        ref.append((pos[i] + r, pos[j] + c, 0 if max(abs(r), abs(c)) == 1 else 1))
+        tmpl = array("H", [0] * 3 * (len(ref) + 10))
+        apos = bytearray(pos) + bytearray(1)
+        n = kernels.function_template(size, apos, len(pos), tmpl)
+        got = [(tmpl[3 * i], tmpl[3 * i + 1], tmpl[3 * i + 2]) for i in range(n)]
+        assert sorted(got) == sorted(ref)
+
+
+def _ref_masked(mask, r, c):
+    return [(r + c) % 2 == 0, r % 2 == 0, c % 3 == 0, (r + c) % 3 == 0, (r // 2 + c // 3) % 2 == 0,
+            (r * c) % 2 + (r * c) % 3 == 0, ((r * c) % 2 + (r * c) % 3) % 2 == 0,
+            ((r + c) % 2 + (r * c) % 3) % 2 == 0][mask]
+
+
+def test_read_codewords_and_mark_rect_match_reference():
+    rnd = _rand(9)
+    size = 29
+    for mask in range(8):
+        grid = bytearray(rnd(2) for _ in range(size * size))
+        kernels.mark_rect(grid, size, -1, 3, 5, 4, 2)  # clipped at the top
+        kernels.mark_rect(grid, size, 20, 25, 12, 9, 2)  # clipped at the bottom right
+        for r in range(size):
+            for c in range(size):
+                inside = (0 <= r < 4 and 3 <= c < 7) or (20 <= r and 25 <= c)
+                assert (grid[r * size + c] >> 1) == (1 if inside else 0)
+        bits = []
+        right, up = size - 1, True
+        while right >= 1:
+            if right == 6:
+                right = 5
+            for vert in range(size):
+                r = size - 1 - vert if up else vert
+                for c in (right, right - 1):
+                    v = grid[r * size + c]
+                    if not v & 2:
+                        bits.append((v & 1) ^ (1 if _ref_masked(mask, r, c) else 0))
+            up = not up
+            right -= 2
+        ref = bytes(int("".join(map(str, bits[i:i + 8])), 2) for i in range(0, len(bits) - 7, 8))
+        out = bytearray(len(ref) + 4)
+        assert kernels.read_codewords(grid, size, mask, out) == len(ref)
+        assert out[:len(ref)] == ref
+
+
+def test_rs_syndromes_and_nearest_word_match_reference():
+    from scanbridge_fw.qr import rs
+    rnd = _rand(13)
+    block = bytearray(rnd(256) for _ in range(40))
+    syn = bytearray(16)
+    nz = kernels.rs_syndromes(block, 40, 16, rs.EXP, rs.LOG, syn)
+    acc_or = 0
+    for i in range(16):
+        acc = 0
+        for k in range(40):
+            acc = rs.mul(acc, rs.EXP[i]) ^ block[k]
+        assert syn[i] == acc
+        acc_or |= acc
+    assert nz == acc_or and nz != 0
+    words = array("i", [rnd(1 << 15) for _ in range(32)])
+    out = array("i", [0])
+    for word in (words[5], words[5] ^ 0x101, rnd(1 << 15), 0):
+        dist = [bin(word ^ x).count("1") for x in words]
+        i = kernels.nearest_word(word, words, 32, out)
+        assert out[0] == min(dist) and i == dist.index(min(dist))
