@@ -57,7 +57,10 @@ def parse_url(url: str) -> tuple[str, int, bool]:
 
 
 class _Seen:
-    """Bounded memory of answered scans: (device, session, seq) -> (Verdict, ScanEvent)."""
+    """Bounded memory of answered scans: (site, device, session, seq) -> the packed RESULT (b""
+    while the scan is being decided). Keys and values are plain tuples of str/int and bytes,
+    which the cyclic GC stops tracking: 200,000 remembered scans add nothing to a collection's
+    pause (holding ScanEvents and Verdicts here did: 120 ms full collections at 1,000 scans/s)."""
 
     def __init__(self, size: int):
         self.size = size
@@ -302,8 +305,8 @@ class MqttLink:
         prior = self._seen.get(key)
         if prior is not None:
             self.counters["duplicates"] += 1
-            if prior[0] is not None:  # None: being decided right now; its RESULT is on the way
-                self._publish_result(site, device, session, seq, prior[0])
+            if prior:  # b"": being decided right now; its RESULT is on the way
+                self._publish(site, device, prior)
             return False
         if device not in self._attached:
             self._attached.add(device)
@@ -312,7 +315,7 @@ class MqttLink:
                          payload=data["payload"], decode_ms=data.get("decode_ms", 0),
                          quality=data.get("quality", 0), session=session)
         self.counters["scans"] += 1
-        self._seen.put(key, (None, scan))
+        self._seen.put(key, b"")
         self._queue.put((key, scan, ack))
         return True
 
@@ -350,7 +353,6 @@ class MqttLink:
             while len(self._sessions) > 65536:
                 self._sessions.popitem(last=False)
         for ((site, device, session, seq), scan, ack), verdict in zip(batch, verdicts):
-            self._seen.put((site, device, session, seq), (verdict, scan))
             self._publish_result(site, device, session, seq, verdict)
             self._in_bridge_ms.append((time.monotonic() - scan.received_mono) * 1000)
         if self._killed:
@@ -365,14 +367,19 @@ class MqttLink:
         if found is None:
             return
         site, session = found
-        self._seen.put((site, scan.device_id, session, scan.seq), (verdict, scan))
         self._publish_result(site, scan.device_id, session, scan.seq, verdict)
 
-    def _publish_result(self, site, device, session, seq, verdict: Verdict):
+    def _publish_result(self, site, device, session, seq, verdict: Verdict, remember: bool = True):
+        """Publish a verdict as the RESULT of scan (session, seq) and remember it for duplicates."""
         body = {"scan_seq": seq, "verdict": _VERDICT_CODES.get(verdict.verdict, wire.REJECTED),
                 "reason": verdict.reason, "text": verdict.text}
-        self.client.publish(topics.topic(site, device, topics.RESULT),
-                            topics.pack(wire.RESULT, session, seq, body), qos=1)
+        payload = topics.pack(wire.RESULT, session, seq, body)
+        if remember:
+            self._seen.put((site, device, session, seq), payload)
+        self._publish(site, device, payload)
+
+    def _publish(self, site, device, payload: bytes):
+        self.client.publish(topics.topic(site, device, topics.RESULT), payload, qos=1)
         with self._sessions_lock:
             self.counters["results"] += 1
 
@@ -383,7 +390,9 @@ class MqttLink:
             return
         import struct
         _, _, session, seq = struct.unpack(">BBIH", payload[:topics.HEADER_LEN])
-        self._publish_result(site, device, session, seq, Verdict("rejected", err.code, "Unreadable scan"))
+        # not remembered: a well-formed copy of that scan still gets decided
+        self._publish_result(site, device, session, seq, Verdict("rejected", err.code, "Unreadable scan"),
+                             remember=False)
 
     def _on_status(self, site, device, data, retained):
         # A retained copy (on subscribe) is the broker's latest word on the device, but it says

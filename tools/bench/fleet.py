@@ -105,6 +105,16 @@ def _bridge_worker(url, trust_json, ledger_url, conn, workers=1):
     from scanbridge.link.mqtt import start_mqtt_link
     from scanbridge.scan import ScanService
     decide, dstats, name = _decider(trust_json, ledger_url)
+    import gc
+    gc_pauses: list = []
+    gc_t0 = [0.0]
+
+    def gc_watch(phase, info):
+        if phase == "start":
+            gc_t0[0] = time.perf_counter()
+        else:
+            gc_pauses.append(((time.perf_counter() - gc_t0[0]) * 1000, info["generation"]))
+    gc.callbacks.append(gc_watch)
     reasons: dict[str, int] = {}
 
     service = ScanService(decide)
@@ -116,10 +126,15 @@ def _bridge_worker(url, trust_json, ledger_url, conn, workers=1):
     service.add_listener(count)
     link = start_mqtt_link(url, service, site=SITE, group="bench", username=BRIDGE_USER,
                            password=BRIDGE_PW, client_id="fleet-bridge-1", wait=10, workers=workers)
+    gc.collect()
+    gc.freeze()  # as `scanbridge run` does once it is set up
     conn.send("ready")
     cpu0 = _cpu_s()
     conn.recv()  # "stop"
     time.sleep(0.2)
+    dstats["gc_pauses"] = len(gc_pauses)
+    dstats["gc_max_ms"] = round(max([p for p, _ in gc_pauses] or [0]), 2)
+    dstats["gc_gen2"] = sum(1 for _, g in gc_pauses if g == 2)
     dstats["cpu_ms_per_scan"] = round((_cpu_s() - cpu0) * 1000 / max(1, link.stats()["scans"]), 3)
     if os.environ.get("SB_PROFILE"):
         prof.disable()
@@ -320,7 +335,8 @@ def main(args):
     if b:
         rows += [("bridge: time in bridge p50 / p99 ms", "%s / %s" % (b.get("in_bridge_p50_ms"), b.get("in_bridge_p99_ms"))),
                  ("bridge: decision batches (largest)", "%s (%s)" % (b.get("batches"), b.get("largest_batch"))),
-                 ("bridge: CPU ms per scan", b.get("cpu_ms_per_scan"))]
+                 ("bridge: CPU ms per scan", b.get("cpu_ms_per_scan")),
+                 ("bridge: GC pauses (full), longest ms", "%s (%s), %s" % (b.get("gc_pauses"), b.get("gc_gen2"), b.get("gc_max_ms")))]
     if "anchor" in out:
         a = out["anchor"]
         rows += [("anchor: bare paho QoS1 at %.0f/s, received" % a["rate"], "%d/%d" % (a["received"], a["sent"])),
