@@ -70,6 +70,17 @@ async def _wait(cond, timeout=10.0, what="condition"):
         await asyncio.sleep(0.02)
 
 
+async def _raw_device(broker, got, device="dev1"):
+    """A bare MQTT client as `device` (no MqttSession: it publishes exactly what a test says, once)
+    that appends every RESULT it receives, unpacked, to `got`. Returns (client, its task)."""
+    c = MQTTClient(device, "127.0.0.1", broker.port, user=device, password=DEVICES[device],
+                   subscriptions=[(topics.topic(SITE, device, topics.RESULT), 1)],
+                   on_message=lambda t, p, r, d: got.append(topics.unpack(p)))
+    task = asyncio.create_task(c.run())
+    await asyncio.wait_for(c.up.wait(), 10)
+    return c, task
+
+
 async def _collect(link, n, timeout=30.0):
     got = []
     deadline = time.monotonic() + timeout
@@ -306,11 +317,7 @@ def test_a_redelivered_scan_is_answered_again_but_decided_once(broker):
         return [g for g in got if g[2] == 9]
 
     async def scenario():
-        c = MQTTClient("dev1", "127.0.0.1", broker.port, user="dev1", password=DEVICES["dev1"],
-                       subscriptions=[(topics.topic(SITE, "dev1", topics.RESULT), 1)],
-                       on_message=lambda t, p, r, d: got.append(topics.unpack(p)))
-        task = asyncio.create_task(c.run())
-        await asyncio.wait_for(c.up.wait(), 10)
+        c, task = await _raw_device(broker, got)
         scan = topics.pack(wire.SCAN, 5, 9, {"payload": b"ONCE"})
         for _ in range(3):
             await c.publish(topics.topic(SITE, "dev1", topics.SCAN), scan, 1)
@@ -372,11 +379,7 @@ def test_a_scan_is_acknowledged_only_after_its_result_so_a_crash_mid_decision_lo
     got = []
 
     async def scenario():
-        c = MQTTClient("dev1", "127.0.0.1", broker.port, user="dev1", password=DEVICES["dev1"],
-                       subscriptions=[(topics.topic(SITE, "dev1", topics.RESULT), 1)],
-                       on_message=lambda t, p, r, d: got.append(topics.unpack(p)))
-        task = asyncio.create_task(c.run())
-        await asyncio.wait_for(c.up.wait(), 10)
+        c, task = await _raw_device(broker, got)
         await c.publish(topics.topic(SITE, "dev1", topics.SCAN), topics.pack(wire.SCAN, 3, 1, {"payload": b"PAY-1"}), 1)
         await _wait(entered.is_set, what="bridge A deciding")
         a.kill()
@@ -412,11 +415,7 @@ def test_scans_that_arrive_together_are_decided_in_one_batch(broker):
     got = []
 
     async def scenario():
-        c = MQTTClient("dev1", "127.0.0.1", broker.port, user="dev1", password=DEVICES["dev1"],
-                       subscriptions=[(topics.topic(SITE, "dev1", topics.RESULT), 1)],
-                       on_message=lambda t, p, r, d: got.append(topics.unpack(p)))
-        task = asyncio.create_task(c.run())
-        await asyncio.wait_for(c.up.wait(), 10)
+        c, task = await _raw_device(broker, got)
         for seq in range(1, 11):
             await c.publish(topics.topic(SITE, "dev1", topics.SCAN), topics.pack(wire.SCAN, 4, seq, {"payload": b"B-%d" % seq}), 1)
         await _wait(lambda: bridge.stats()["scans"] == 10, what="ten scans received")
@@ -458,11 +457,7 @@ def test_a_bridge_that_dies_after_the_claim_but_before_the_result_still_answers_
     got = []
 
     async def scenario():
-        c = MQTTClient("dev1", "127.0.0.1", broker.port, user="dev1", password=DEVICES["dev1"],
-                       subscriptions=[(topics.topic(SITE, "dev1", topics.RESULT), 1)],
-                       on_message=lambda t, p, r, d: got.append(topics.unpack(p)))
-        task = asyncio.create_task(c.run())
-        await asyncio.wait_for(c.up.wait(), 10)
+        c, task = await _raw_device(broker, got)
         scan_topic = topics.topic(SITE, "dev1", topics.SCAN)
         await c.publish(scan_topic, topics.pack(wire.SCAN, 11, 1, {"payload": token}), 1)
         await _wait(claimed.is_set, what="bridge A's claim")

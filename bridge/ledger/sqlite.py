@@ -13,6 +13,7 @@ import threading
 import time
 from typing import Optional, Sequence
 
+from scanbridge.batches import next_batch
 from scanbridge.ledger import LedgerError
 
 _SCHEMA = """
@@ -134,22 +135,9 @@ class SQLiteLedger:
 
     def _write_loop(self) -> None:
         while True:
-            first = self._queue.get()
-            if first is None:
+            batch, stop = next_batch(self._queue, self.max_batch, lambda req: len(req.items))
+            if not batch:
                 return
-            batch = [first]
-            size = len(first.items)
-            stop = False
-            while size < self.max_batch:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stop = True
-                    break
-                batch.append(nxt)
-                size += len(nxt.items)
             try:
                 results = self._commit([item for req in batch for item in req.items])
                 pos = 0

@@ -31,6 +31,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from scanbridge.batches import next_batch
 from scanbridge.scan import ACCEPTED, PENDING, ScanEvent, ScanService, Verdict
 from scanbridge_fw import topics, wire
 
@@ -320,24 +321,11 @@ class MqttLink:
         return True
 
     def _decide_loop(self) -> None:
-        import queue
         while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            stop = False
-            while len(batch) < self.batch_max:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stop = True
-                    break
-                batch.append(nxt)
+            batch, stop = next_batch(self._queue, self.batch_max)
             try:
-                self._decide_batch(batch)
+                if batch:
+                    self._decide_batch(batch)
             except Exception:  # never let the thread die: later scans would wait forever
                 log.exception("mqtt: deciding %d scans failed", len(batch))
             if stop:
