@@ -109,7 +109,8 @@ def print_fault_change(faults: dict, data: dict, out=None) -> None:
     if not device or not isinstance(body, dict) or ("status" in data and "fault" not in body):
         return
     fault = body.get("fault") if isinstance(body.get("fault"), dict) else None
-    now = (fault.get("code"), fault.get("message")) if fault else None
+    # STATUS cuts the message to 64 characters (HELLO has it whole): compare what both carry
+    now = (fault.get("code"), str(fault.get("message") or "")[:64]) if fault else None
     if faults.get(device) == now or (now is None and device not in faults):
         faults[device] = now
         return
@@ -117,7 +118,7 @@ def print_fault_change(faults: dict, data: dict, out=None) -> None:
     if now is None:
         line = {"device": device, "cleared": True}
     else:
-        line = {"device": device, "code": now[0], "message": now[1]}
+        line = {"device": device, "code": now[0], "message": fault.get("message")}
         try:
             from scanbridge_tools.diagnostics.failures import explain_fault
             found = explain_fault(fault)

@@ -46,8 +46,7 @@ class App:
         self.exit_reason = None
         self.last_error = None
         self.counts = {"frames": 0, "scans": 0, "results": 0, "no_answer": 0, "refused": 0,
-                       "capture_failed": 0, "decode_errors": 0, "unmatched_results": 0,
-                       "camera_retries": 0, "camera_recoveries": 0}
+                       "capture_failed": 0, "decode_errors": 0, "unmatched_results": 0}
         # The camera behind a guard: a camera that fails leaves the app degraded (link up, fault
         # in HELLO/STATUS, fault LEDs) and is retried with backoff, never a crash.
         if camera is None:
@@ -179,14 +178,11 @@ class App:
         if fault is None:
             if hello is not None and "fault" in hello:
                 hello.pop("fault")
-            if self.last_error is not None and self.last_error.startswith("camera"):
-                self.last_error = None
-            text = "camera recovered after %d retries" % self.counts["camera_retries"]
+            text = "camera recovered (%d retries so far)" % self.camera.retries
             self.feedback.show("recovered")
             self._emit("camera", {"reason": "recovered"})
         else:
             text = "camera fault %s: %s" % (fault["code"], fault["message"])
-            self.last_error = "camera fault " + fault["code"]  # the message is in STATUS fault
             diag.note_failure(text)
             if hello is not None:
                 hello["fault"] = {"code": fault["code"], "message": fault["message"]}

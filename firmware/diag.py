@@ -21,6 +21,8 @@ _SELFTEST_ROWS = (2087295, 1066305, 1525597, 1530461, 1529181, 1071425, 2086271,
                   1524396, 1067677, 2086303)
 _QR_N = const(21)
 _SAMPLE = const(4)  # camera statistics look at every 4th pixel of every 4th row
+_TEXT_MAX = const(80)  # characters of one failure text in diag.health
+_REPLY_MAX = const(960)  # a REPLY body is at most wire.MAX_BODY (1024) with its id and ok
 
 _state = {"min_free": None, "log": None, "failures": []}
 
@@ -86,15 +88,17 @@ def camera_state(app):
     cam = getattr(app, "camera", None)
     if cam is None:
         return None
-    c = app.counts
-    return {"fault": cam.info(), "last_fault": cam.last_fault, "open": cam.is_open,
-            "retries": c.get("camera_retries", 0), "recoveries": c.get("camera_recoveries", 0)}
+    fault = cam.info()
+    last = cam.last_fault if fault is None else None  # while faulty it is the same as fault
+    return {"fault": fault, "last_fault": last[:_TEXT_MAX] if last else None, "open": cam.is_open,
+            "retries": cam.retries, "recoveries": cam.recoveries}
 
 
 def note_failure(text):
-    """Remember a failure for diag.health (bounded to the last 8)."""
+    """Remember a failure for diag.health (bounded to the last 8, each cut short: the health
+    REPLY has to fit one frame)."""
     f = _state["failures"]
-    f.append(text)
+    f.append(text[:_TEXT_MAX])
     if len(f) > 8:
         f.pop(0)
 
@@ -132,7 +136,7 @@ def health(app, args):
     frames = c.get("frames", 0)
     fails = list(_state["failures"])
     if app.last_error:
-        fails.append(app.last_error)
+        fails.append(app.last_error[:_TEXT_MAX])
     for r in app.results:
         if r.get("verdict") == "rejected":
             fails.append("rejected: %s" % r.get("reason"))
@@ -140,14 +144,29 @@ def health(app, args):
     w = getattr(app.link, "wire", None)
     if w is not None:
         link["recent_errors"] = [str(e) for e in w.errors]
-    return {"uptime_ms": up, "heap": heap, "psram_bytes": _ask(app.board, "psram_bytes", None),
+    return _fit({"uptime_ms": up, "heap": heap, "psram_bytes": _ask(app.board, "psram_bytes", None),
             "wifi_rssi": _ask(app.board, "wifi_rssi", None),
             "frames": frames, "fps": (frames * 1000 // up) if up > 0 else 0,
             "scans": c.get("scans", 0), "results": c.get("results", 0),
             "no_answer": c.get("no_answer", 0), "capture_failed": c.get("capture_failed", 0),
             "decode_errors": c.get("decode_errors", 0), "recent_failures": fails[-8:],
             "decode_ms": [r.get("decode_ms") for r in app.results][-8:], "link": link,
-            "camera": camera_state(app)}
+            "camera": camera_state(app)})
+
+
+def _fit(d, limit=_REPLY_MAX):
+    """Drop the oldest failure texts (then the link's error list) until the REPLY fits a frame:
+    a scanner with many long failures must still answer diag.health."""
+    import json
+    fails = d["recent_failures"]
+    while len(json.dumps(d)) > limit:
+        if fails:
+            fails.pop(0)
+        elif d["link"].get("recent_errors"):
+            d["link"]["recent_errors"].pop(0)
+        else:
+            break
+    return d
 
 
 async def camera(app, args):

@@ -59,7 +59,7 @@ def test_camera_that_will_not_open_is_reported_and_recovers_without_reboot(tmp_p
         assert faults[0]["device"] == "scan-fault-1" and faults[0]["code"] == "camera_init_failed"
         assert "Reseat the camera ribbon cable" in faults[0]["fix"] and "board profile" in faults[0]["fix"]
         st = vs.status()
-        assert st["fault"]["code"] == "camera_init_failed" and st["camera_retries"] >= 2  # backing off
+        assert st["fault"]["code"] == "camera_init_failed" and st["fault"]["retries"] >= 2  # backing off
         leds = _leds(vs)
         assert any(leds[i:i + 3] == ["err", "busy", "err"] for i in range(len(leds))), leds  # fault pattern
         assert any(kind == "tone" and v == 300 for _, kind, v in list(vs.board.feedback))
@@ -84,7 +84,7 @@ def test_camera_that_will_not_open_is_reported_and_recovers_without_reboot(tmp_p
         vs.heal_camera()
         _until(lambda: vs.status()["fault"] is None, what="the camera to recover")
         st = vs.status()
-        assert st["camera_recoveries"] == 1 and vs.exit_reason is None and vs._boots == 1
+        assert vs.app.camera.recoveries == 1 and vs.exit_reason is None and vs._boots == 1
 
         # 4. scanning resumes: a code shown now goes through the bridge
         run = _run_bridge(vs.path, 8, json_out=True)
@@ -126,8 +126,8 @@ def test_run_of_failed_captures_while_scanning_degrades_and_recovers():
         _until(lambda: any((s.get("fault") or {}).get("code") == "camera_capture_failed" for s in statuses),
                what="STATUS with the capture fault")
         st = next(s for s in statuses if s.get("fault"))
-        assert "5 captures in a row failed" in st["fault"]["message"] and st["capture_failed"] >= 5
-        _until(lambda: statuses[-1].get("fault") is None and statuses[-1]["camera_recoveries"] == 1,
+        assert "(5 failed captures in a row)" in st["fault"]["message"] and st["capture_failed"] >= 5
+        _until(lambda: statuses[-1].get("fault") is None and vs.app.camera.recoveries == 1,
                what="STATUS after recovery")
         frames.show(b"AFTER-FAULT")
         _until(lambda: [p for p, _ in results] == [b"BEFORE-FAULT", b"AFTER-FAULT"], what="the scan after recovery")
@@ -233,7 +233,7 @@ def test_over_mqtt_the_fault_is_in_the_retained_status_and_clears(tmp_path):
         bridge.stop()
         broker.kill()
     assert "0x105" in seen["fault"]["message"] and seen["online"] is True
-    assert app.results[0]["payload"] == b"MQTT-AFTER-FIX" and app.counts["camera_recoveries"] == 1
+    assert app.results[0]["payload"] == b"MQTT-AFTER-FIX" and app.camera.recoveries == 1
     assert "err" in app.board.leds and "busy" in app.board.leds
 
 
@@ -249,6 +249,8 @@ def test_bridge_prints_each_fault_change_once_and_the_registry_keeps_the_fix():
     print_fault_change(faults, {"device": "d1", "status": {"frames": 3}}, out)  # old firmware: no field
     print_fault_change(faults, {"device": "d1", "status": {"fault": dict(probe, retries=1)}}, out)
     print_fault_change(faults, {"device": "d1", "status": {"fault": dict(probe, retries=2)}}, out)
+    short = dict(probe, message=probe["message"][:64], retries=3)  # as STATUS carries it
+    print_fault_change(faults, {"device": "d1", "status": {"fault": short}}, out)
     print_fault_change(faults, {"device": "d1", "status": {"fault": None}}, out)
     lines = [json.loads(x.split(" ", 1)[1]) for x in out.getvalue().splitlines()]
     assert [x.get("code") for x in lines] == ["camera_init_failed", None] and lines[1]["cleared"]
@@ -261,7 +263,7 @@ def test_bridge_prints_each_fault_change_once_and_the_registry_keeps_the_fix():
     reg.on_link_event("status", {"device": "d1", "status": {"uptime_ms": 1000, "fault": None}})
     assert reg.get("d1")["fault"] is None and reg.get("d1")["fault_fix"] is None
     reg.on_presence("m1", {"online": True, "site": "s", "status": {"online": True, "fault": {
-        "code": "camera_capture_failed", "message": "10 captures in a row failed (last: no frame)"}}})
+        "code": "camera_capture_failed", "message": "no frame (10 failed captures in a row)"}}})
     assert reg.get("m1")["fault"]["code"] == "camera_capture_failed" and "ribbon" in reg.get("m1")["fault_fix"]
 
 
@@ -302,3 +304,51 @@ def test_counter_page_shows_a_degraded_scanner_and_its_fix(tmp_path):
         vs.stop()
         web.stop()
         counter.stop()
+
+
+def test_a_worst_case_fault_still_fits_in_one_mqtt_status():
+    """The fault rides in every STATUS: with the longest message, the HELLO fields the MQTT link
+    adds, WiFi fields and counters after weeks of scanning, STATUS must still encode
+    (wire.MAX_BODY)."""
+    import asyncio
+
+    from scanbridge_fw import config, topics, wire
+    from scanbridge_fw.app import App, hello_for
+    from scanbridge_fw.hal.base import HalError
+    from scanbridge_fw.hal.camera_guard import CameraGuard
+    from scanbridge_fw.mqtt_link import MqttLink
+
+    class Board(_FlakyBoard):
+        name = "freenove-esp32-s3-wroom-cam"
+        caps = ("scan", "status", "commands", "usb_cdc")
+
+        def open_camera(self, frame_size):
+            raise HalError("camera_init_failed", "E" * 500)
+
+        def unique_id(self):
+            return "24a160c3d1f0"
+
+        def mem_free(self):
+            return 8123456
+
+    async def build():
+        board = Board()
+        cfg = dict(config.defaults(), link="mqtt", mqtt_host="broker.store-12.example", mqtt_spool=False,
+                   device_name="x" * 32)
+        cam = CameraGuard(board, cfg)
+        cam.open()
+        link = MqttLink(board, cfg, hello_for(board, cfg, fault=cam.fault), 2 ** 31 - 1)
+        app = App(board, link, lambda g, w, h: [], cfg, camera=cam)
+        for k in app.counts:
+            app.counts[k] = 999999  # weeks of uptime
+        app.counts["frames"] = 99999999
+        st = app.status()
+        st.update({"ssid": "S" * 32, "rssi": -100, "ip": "255.255.255.255", "joins": 99999, "losses": 99999})
+        return st, dict(link.mqtt.hello)
+
+    st, hello = asyncio.run(build())
+    assert len(st["fault"]["message"]) == 64 and len(hello["fault"]["message"]) == 160
+    body = dict(hello)
+    body.update(st)
+    body.update({"online": True, "device": "24a160c3d1f0", "proto": 1, "session": 2 ** 31 - 1})
+    topics.pack(wire.STATUS, 2 ** 31 - 1, 0, body)  # raises WireError("oversize") past MAX_BODY

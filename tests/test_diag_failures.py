@@ -111,7 +111,7 @@ def test_fault_code_alone_from_hello_is_enough():
 
 
 def test_capture_fault_is_its_own_row_not_dropped_frames():
-    f = _degraded("camera_capture_failed", "10 captures in a row failed (last: no frame)")
+    f = _degraded("camera_capture_failed", "no frame (10 failed captures in a row)")
     f["health"]["capture_failed"] = 300
     ids = _ids(f)
     assert "camera_capture_failing" in ids and "dropped_frames" not in ids and "camera_init_failed" not in ids

@@ -10,7 +10,8 @@ from scanbridge_fw.compat import sleep_ms, ticks_add, ticks_diff, ticks_ms
 
 INIT_FAILED = "camera_init_failed"
 CAPTURE_FAILED = "camera_capture_failed"
-_MESSAGE_MAX = 100  # it rides in every STATUS, which must stay under wire.MAX_BODY
+_MESSAGE_MAX = 160  # in HELLO and diagnostics
+_STATUS_MESSAGE_MAX = 64  # it rides in every STATUS, which must stay under wire.MAX_BODY
 _WAIT_STEP_MS = 200  # a degraded capture() sleeps at most this long, so the app loop stays live
 
 config.register("camera_retry_ms", 2000, "int", 50, 600000)  # first retry after a camera fault
@@ -44,9 +45,10 @@ class CameraGuard:
         self.board = board
         self.configure(cfg or config.defaults())
         self.counts = counts if counts is not None else {}
-        for key in ("capture_failed", "camera_retries", "camera_recoveries"):
-            if key not in self.counts:
-                self.counts[key] = 0
+        if "capture_failed" not in self.counts:
+            self.counts["capture_failed"] = 0
+        self.retries = 0  # reopen attempts, ever (the fault's own "retries" counts this fault's)
+        self.recoveries = 0  # faults that ended
         self.on_change = _unwatched
         self.fault = None  # {"code", "message", "retries"} while degraded
         self.last_fault = None  # "code: message" of the latest fault, kept after recovery
@@ -65,12 +67,14 @@ class CameraGuard:
         self.fail_limit = cfg.get("camera_fail_limit", 10)
 
     # -- state
-    def info(self):
-        """The fault for STATUS and diagnostics (None when the camera works)."""
+    def info(self, full=False):
+        """The fault for STATUS (message cut short) or, full=True, diagnostics; None when the
+        camera works."""
         f = self.fault
         if f is None:
             return None
-        return {"code": f["code"], "message": f["message"], "retries": f["retries"],
+        message = f["message"] if full else f["message"][:_STATUS_MESSAGE_MAX]
+        return {"code": f["code"], "message": message, "retries": f["retries"],
                 "retry_in_ms": 0 if self.is_open else max(0, ticks_diff(self._next_try, ticks_ms()))}
 
     def _set_fault(self, code, message):
@@ -88,7 +92,7 @@ class CameraGuard:
         if self.fault is None:
             return
         self.fault = None
-        self.counts["camera_recoveries"] += 1
+        self.recoveries += 1
         self.on_change(None)
 
     def _schedule_retry(self):
@@ -128,7 +132,7 @@ class CameraGuard:
     def _retry(self):
         if self.fault is not None:
             self.fault["retries"] += 1
-        self.counts["camera_retries"] += 1
+        self.retries += 1
         return self.open()
 
     async def capture(self, now=False):
@@ -157,7 +161,8 @@ class CameraGuard:
         why = "no frame" if err is None else _code_message(err, CAPTURE_FAILED)[1]
         self.last_failure = "capture: " + why
         if self.failed_run >= self.fail_limit:
-            self._set_fault(CAPTURE_FAILED, "%d captures in a row failed (last: %s)" % (self.failed_run, why))
+            # the driver's words first: STATUS keeps only the start of the message
+            self._set_fault(CAPTURE_FAILED, "%s (%d failed captures in a row)" % (why, self.failed_run))
             self.close()
             self._schedule_retry()
         return None

@@ -344,13 +344,13 @@ async def test_camera_that_will_not_open_leaves_the_app_degraded_then_recovers()
     assert st["fault"]["code"] == "camera_init_failed" and st["healthy"] is False
     assert "fault" in app.feedback.played and 300 in board.tones
     assert await _until(lambda: board.leds[:3] == ["err", "busy", "err"])  # err and busy alternate
-    assert await _until(lambda: app.counts["camera_retries"] >= 2)  # retried with backoff
+    assert await _until(lambda: app.camera.retries >= 2)  # retried with backoff
     # degraded is not a crash: the boot counts as healthy and the guard forgets the bad boots
     assert await _until(lambda: app._healthy, 3000)
     assert bootguard.decide(count, count + ".noapp")[0] == "app" and bootguard._read_count(count) == 0
     assert bridge.scans == []
     board.open_fails = False  # the technician reseats the cable
-    assert await _until(lambda: app.counts["camera_recoveries"] == 1)
+    assert await _until(lambda: app.camera.recoveries == 1)
     assert await _until(lambda: [r["payload"] for r in app.results] == [b"after-fix"])
     assert [m.data["payload"] for m in bridge.scans] == [b"after-fix"]
     assert await _until(lambda: _statuses(bridge)[-1].get("fault") is None)
@@ -370,7 +370,7 @@ async def test_run_of_failed_captures_switches_to_degraded_and_back():
                                     for s in _statuses(bridge)))
     assert "fault" in app.feedback.played and app.counts["capture_failed"] >= 3
     assert await _until(lambda: app.camera.fault is None)
-    assert app.counts["camera_recoveries"] == 1 and board.opens >= 2
+    assert app.camera.recoveries == 1 and board.opens >= 2
     board.frames += [[b"after"]] * 3 + [[]] * 1000
     assert await _until(lambda: [r["payload"] for r in app.results] == [b"before", b"after"])
     assert await _until(lambda: _statuses(bridge)[-1].get("fault") is None)

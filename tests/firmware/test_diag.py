@@ -187,3 +187,28 @@ def test_selftest_image_has_finder_patterns():
     assert w == h == (21 + 8) * 3
     assert gray[(4 * 3 + 1) * w + 4 * 3 + 1] == 0  # top-left finder corner is dark
     assert gray[0] == 255  # quiet zone
+
+
+async def test_a_degraded_scanner_reports_its_camera_and_health_still_fits_one_reply():
+    from scanbridge_fw.hal.base import HalError
+
+    class Broken(FakeBoard):
+        def open_camera(self, frame_size):
+            raise HalError("camera_init_failed", "Camera probe failed with error 0x105(ESP_ERR_NOT_FOUND) " + "x" * 200)
+    app = _app(Broken())
+    assert app.camera.open() is False
+    for i in range(12):  # many long failures before the technician came
+        diag.note_failure("camera fault camera_init_failed: Camera probe failed with error 0x105 %d %s" % (i, "y" * 200))
+    app.last_error = "link: write " + "z" * 200
+    r = await _call(app, "diag.health")
+    cam = r["camera"]
+    assert cam["fault"]["code"] == "camera_init_failed" and "0x105" in cam["fault"]["message"]
+    assert cam["open"] is False and cam["recoveries"] == 0
+    wire.encode_body(wire.REPLY, {"id": 1, "ok": True, "result": r})  # raises WireError("oversize") past MAX_BODY
+    assert r["recent_failures"][-1].startswith("link: write") and len(r["recent_failures"]) >= 2  # newest kept
+    info = await _call(app, "diag.info")
+    assert info["camera"]["fault"]["code"] == "camera_init_failed"
+    # diag.camera retries at once and names the fault when the camera still will not open
+    c = await _call(app, "diag.camera")
+    assert c["ok"] is False and c["error"].startswith("camera_init_failed: Camera probe failed")
+    assert app.camera.retries == 1
