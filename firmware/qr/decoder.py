@@ -6,11 +6,13 @@ from . import binarize, codewords, finders, formatinfo, grid, perspective, segme
 from . import version as versioninfo
 
 MAX_VERSION = 40
-# Streaming mode (Decoder.scan): (strategy index, inverted) in the order a rotation tries them;
-# strategy 1 (4 px blocks) decodes the most counter-dev scenes, light-on-dark codes come last.
-PASSES = ((1, False), (0, False), (3, False), (2, False), (1, True), (0, True), (3, True), (2, True))
+# Streaming mode (Decoder.scan): (strategy index, inverted) in the order a rotation tries them.
+# Strategy 0 (8 px blocks) first: on counter-dev it reads 39 of the 43 readable scenes on the
+# first frame (strategy 1 first: 40) at two thirds of the kernel time; light-on-dark last.
+PASSES = ((0, False), (1, False), (3, False), (2, False), (0, True), (1, True), (3, True), (2, True))
 STREAM_TRIPLES = 3  # candidate finder triples per frame
 STREAM_STEPS = 400  # fit steps (homography + score) per frame
+STREAM_ROW_STEP = 2  # finder row scan on every other row
 
 
 def max_version_for(width, height):
@@ -85,6 +87,7 @@ class Decoder:
         si, inverted = PASSES[k]
         self._gray = gray
         self.fitter.budget = STREAM_STEPS
+        self.finders.step = STREAM_ROW_STEP
         try:
             self.binarizer.run(gray, binarize.STRATEGIES[si])
             if inverted:
@@ -93,6 +96,7 @@ class Decoder:
         finally:
             self._gray = b""
             self.fitter.budget = -1
+            self.finders.step = 1
         self.last_pass = k
         if found:
             self._good = k

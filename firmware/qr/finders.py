@@ -1,5 +1,5 @@
-# Finder-pattern detection: row scans for the 1:1:3:1:1 dark/light profile (viper kernel),
-# cross-checks through each hit along the column, the row again and a diagonal, clustering of
+# Finder-pattern detection: row scans for the 1:1:3:1:1 dark/light profile and cross-checks
+# through each hit along the column, the row again and the diagonals (kernels), clustering of
 # the confirmed centres, and grouping of three centres into a plausible code corner triple.
 from array import array
 
@@ -10,18 +10,6 @@ BAND = 16
 MAX_CENTRES = 64
 ROW_TOL = 55  # percent of a module a run may be off in the row scan
 CROSS_TOL = 70  # looser for the cross-checks (blur widens the centre)
-
-
-def _ratio_ok(a, b, c, d, e, tol):
-    t = a + b + c + d + e
-    if t < 7 or b == 0 or c == 0 or d == 0 or e == 0:
-        return False
-    lim = t * tol
-    if abs(7 * b - t) * 100 >= lim or abs(7 * d - t) * 100 >= lim:
-        return False
-    if abs(7 * c - t) * 100 >= lim * 3 // 2 or abs(7 * e - t) * 100 >= lim * 3 // 2:
-        return False
-    return abs(7 * a - 3 * t) * 100 < 3 * lim
 
 
 class Centre:
@@ -38,21 +26,10 @@ class FinderScanner:
     """Scratch for the row hits and the run measurements, allocated once."""
 
     def __init__(self):
+        self.step = 1  # scan every step-th row (the streaming mode uses 2)
         # filled from a generator: a [0] * n list would be a second, temporary copy
         self._hits = array("H", (0 for _ in range(3 * MAX_ROW_HITS)))
-        self._runs = array("H", (0 for _ in range(6)))
-
-    def _cross(self, bits, w, h, x, y, dx, dy, maxc):
-        """(offset of the centre along the line, total width) or None."""
-        r = self._runs
-        if not kernels.cross_runs(bits, w, h, x, y, dx, dy, maxc, r):
-            return None
-        if r[2] >= maxc or r[5] >= maxc or r[0] >= maxc or r[3] >= maxc:
-            return None
-        centre = r[0] + r[3] - 1
-        if not _ratio_ok(centre, r[1], r[2], r[4], r[5], CROSS_TOL):
-            return None
-        return (r[0] - r[3]) / 2, centre + r[1] + r[2] + r[4] + r[5]
+        self._runs = array("i", (0 for _ in range(6)))
 
     def find(self, bits, w, h):
         """Confirmed finder centres, most row hits first."""
@@ -60,7 +37,7 @@ class FinderScanner:
         centres = []
         # bands of rows, so that a busy top of the frame cannot use up the hit buffer
         for y0 in range(0, h, BAND):
-            n = kernels.find_rows(bits, w, y0, min(h, y0 + BAND), 1, ROW_TOL, hits, MAX_ROW_HITS)
+            n = kernels.find_rows(bits, w, y0, min(h, y0 + BAND), self.step, ROW_TOL, hits, MAX_ROW_HITS)
             self._confirm(bits, w, h, hits, n, centres)
         centres.sort(key=lambda c: -c.count)
         return centres
@@ -80,33 +57,24 @@ class FinderScanner:
                     break
             if merged:
                 continue
-            px = int(xc)
-            maxc = t
-            v = self._cross(bits, w, h, px, y, 0, 1, maxc)
-            if v is None:
+            r = self._runs
+            if not kernels.confirm_hit(bits, w, h, x2, y, t, CROSS_TOL, r):
                 continue
-            yc = y + 0.5 + v[0]
-            tv = v[1]
-            py = int(yc)
-            hh = self._cross(bits, w, h, px, py, 1, 0, maxc)
-            if hh is None:
-                continue
-            xc = px + 0.5 + hh[0]
-            th = hh[1]
-            px = int(xc)
-            da = self._cross(bits, w, h, px, py, 1, 1, maxc)
-            db = self._cross(bits, w, h, px, py, 1, -1, maxc)
-            if da is None and db is None:
-                continue
+            xc = r[0] / 2
+            yc = r[1] / 2
+            tv = r[2]
+            th = r[3]
+            da = r[4]
+            db = r[5]
             if len(centres) >= MAX_CENTRES:
                 continue
             # A rotated finder looks wider along rows and columns; the narrowest of the four
             # directions is within 8 % of the true width whatever the rotation.
             width = min(th, tv)
-            if da is not None:
-                width = min(width, da[1] * 1.414)
-            if db is not None:
-                width = min(width, db[1] * 1.414)
+            if da:
+                width = min(width, da * 1.414)
+            if db:
+                width = min(width, db * 1.414)
             c = Centre(xc, yc, width / 7)
             # a hit can confirm a centre already found from another row
             for o in centres:

@@ -234,35 +234,121 @@ def find_rows(b_buf, w: int, y0: int, y1: int, step: int, tol: int, out_buf, max
     return n
 
 
-def cross_runs(b_buf, w: int, h: int, x: int, y: int, dx: int, dy: int, maxc: int, out_buf) -> int:
-    """From the dark pixel (x, y) walk along (dx, dy) and back, measuring the dark run through
-    the start, then the light and the dark run beyond it on each side (each capped at maxc).
-    out = [centre run +, light +, dark +, centre run -, light -, dark -].  Returns 0 if the
-    start pixel is not dark."""
+def confirm_hit(b_buf, w: int, h: int, x2: int, y: int, maxc: int, tol: int, out_buf) -> int:
+    """Cross-check a row hit (centre x2 / 2, row y, width maxc) through the finder: along the
+    column (which re-centres y), the row (re-centres x), then both diagonals.  Each line must
+    show dark-light-dark-light-dark around the centre in 1:1:3:1:1 (light runs within tol
+    percent, outer dark runs within 1.5 tol, the centre within 3 tol; every run < maxc).
+    out = [2 x centre, 2 y centre, column width, row width, diagonal widths (0 = failed)].
+    Returns 1 when the column, the row and at least one diagonal pass."""
     b = ptr8(b_buf)
-    out = ptr16(out_buf)
-    if b[y * w + x] != 1:
-        return 0
-    s = 0
-    sgn = 1
-    while s < 2:
-        cx = x
-        cy = y
-        k = 0
-        while k < 3:
-            want = 1
-            if k == 1:
-                want = 0
-            c = 0
-            while 0 <= cx and cx < w and 0 <= cy and cy < h and b[cy * w + cx] == want and c < maxc:
-                c += 1
-                cx += dx * sgn
-                cy += dy * sgn
-            out[3 * s + k] = c
-            k += 1
-        sgn = -1
-        s += 1
-    return 1
+    out = ptr32(out_buf)
+    px = x2 // 2
+    py = y
+    r0 = 0
+    r1 = 0
+    r2 = 0
+    r3 = 0
+    r4 = 0
+    r5 = 0
+    ok = 0
+    dirn = 0
+    while dirn < 4:
+        dx = 1
+        dy = 0
+        if dirn == 0:
+            dx = 0
+            dy = 1
+        if dirn == 3:
+            dy = -1
+        if dirn == 2:
+            dy = 1
+        total = 0
+        if b[py * w + px] == 1:
+            # runs: centre, light, dark going +; centre, light, dark going -
+            s = 0
+            sgn = 1
+            while s < 2:
+                cx = px
+                cy = py
+                kk = 0
+                while kk < 3:
+                    want = 1
+                    if kk == 1:
+                        want = 0
+                    c = 0
+                    while 0 <= cx and cx < w and 0 <= cy and cy < h and b[cy * w + cx] == want and c < maxc:
+                        c += 1
+                        cx += dx * sgn
+                        cy += dy * sgn
+                    if s == 0:
+                        if kk == 0:
+                            r0 = c
+                        elif kk == 1:
+                            r1 = c
+                        else:
+                            r2 = c
+                    else:
+                        if kk == 0:
+                            r3 = c
+                        elif kk == 1:
+                            r4 = c
+                        else:
+                            r5 = c
+                    kk += 1
+                sgn = -1
+                s += 1
+            if r0 < maxc and r2 < maxc and r3 < maxc and r5 < maxc:
+                ce = r0 + r3 - 1
+                t = ce + r1 + r2 + r4 + r5
+                if t >= 7 and r1 > 0 and r2 > 0 and r4 > 0 and r5 > 0:
+                    lim = t * tol
+                    good = 1
+                    e = 7 * r1 - t
+                    if e < 0:
+                        e = -e
+                    if e * 100 >= lim:
+                        good = 0
+                    e = 7 * r4 - t
+                    if e < 0:
+                        e = -e
+                    if e * 100 >= lim:
+                        good = 0
+                    e = 7 * r2 - t
+                    if e < 0:
+                        e = -e
+                    if e * 100 >= lim * 3 // 2:
+                        good = 0
+                    e = 7 * r5 - t
+                    if e < 0:
+                        e = -e
+                    if e * 100 >= lim * 3 // 2:
+                        good = 0
+                    e = 7 * ce - 3 * t
+                    if e < 0:
+                        e = -e
+                    if e * 100 >= 3 * lim:
+                        good = 0
+                    if good == 1:
+                        total = t
+        if dirn == 0:
+            if total == 0:
+                return 0
+            out[1] = 2 * py + 1 + r0 - r3
+            out[2] = total
+            py = out[1] // 2
+        elif dirn == 1:
+            if total == 0:
+                return 0
+            out[0] = 2 * px + 1 + r0 - r3
+            out[3] = total
+            px = out[0] // 2
+        else:
+            out[2 + dirn] = total
+            if total > 0:
+                ok = 1
+        dirn += 1
+    return ok
 
 
 def sample_grid(b_buf, w: int, h: int, coef_buf, size: int, spread: int, grid_buf) -> int:

@@ -130,28 +130,77 @@ def test_find_rows_matches_reference():
     assert n > 3
 
 
-def test_cross_runs_matches_reference():
+def _ref_runs(b, w, h, x, y, dx, dy, maxc):
+    out = []
+    for sgn in (1, -1):
+        cx, cy = x, y
+        for want in (1, 0, 1):
+            c = 0
+            while 0 <= cx < w and 0 <= cy < h and b[cy * w + cx] == want and c < maxc:
+                c += 1
+                cx += dx * sgn
+                cy += dy * sgn
+            out.append(c)
+    return out
+
+
+def _ref_line(b, w, h, x, y, dx, dy, maxc, tol):
+    """(2 x centre offset + 1, width) along one line, or None (the finder cross-check)."""
+    if b[y * w + x] != 1:
+        return None
+    r = _ref_runs(b, w, h, x, y, dx, dy, maxc)
+    if max(r[0], r[2], r[3], r[5]) >= maxc:
+        return None
+    ce, l1, d1, l2, d2 = r[0] + r[3] - 1, r[1], r[2], r[4], r[5]
+    t = ce + l1 + d1 + l2 + d2
+    if t < 7 or 0 in (l1, d1, l2, d2):
+        return None
+    lim = t * tol
+    if abs(7 * l1 - t) * 100 >= lim or abs(7 * l2 - t) * 100 >= lim:
+        return None
+    if abs(7 * d1 - t) * 100 >= lim * 3 // 2 or abs(7 * d2 - t) * 100 >= lim * 3 // 2:
+        return None
+    if abs(7 * ce - 3 * t) * 100 >= 3 * lim:
+        return None
+    return 1 + r[0] - r[3], t
+
+
+def test_confirm_hit_matches_reference():
     rnd = _rand(3)
-    w, h = 23, 19
-    b = bytearray(rnd(2) for _ in range(w * h))
-    out = array("H", [0] * 6)
-    for _ in range(60):
-        x, y = rnd(w), rnd(h)
-        dx, dy = ((1, 0), (0, 1), (1, 1), (1, -1))[rnd(4)]
-        r = kernels.cross_runs(b, w, h, x, y, dx, dy, 5, out)
-        if b[y * w + x] != 1:
-            assert r == 0
-            continue
-        assert r == 1
-        for s, sgn in ((0, 1), (1, -1)):
-            cx, cy = x, y
-            for k, want in enumerate((1, 0, 1)):
-                c = 0
-                while 0 <= cx < w and 0 <= cy < h and b[cy * w + cx] == want and c < 5:
-                    c += 1
-                    cx += dx * sgn
-                    cy += dy * sgn
-                assert out[3 * s + k] == c
+    w, h = 64, 56
+    out = array("i", [0] * 6)
+    confirmed = 0
+    for trial in range(12):
+        b = bytearray(1 if rnd(4) == 0 else 0 for _ in range(w * h))
+        m = 1 + rnd(3)
+        ox, oy = 8 + rnd(20), 8 + rnd(16)
+        for y in range(7 * m):  # a finder pattern, some modules a pixel off
+            for x in range(7 * m):
+                ring = max(abs(x // m - 3), abs(y // m - 3))
+                b[(oy + y) * w + ox + x] = 0 if ring == 2 else 1
+        for _ in range(20):
+            y = oy + rnd(7 * m)
+            x2 = 2 * (ox + rnd(7 * m)) + rnd(2)
+            maxc = 7 * m + rnd(3)
+            got = kernels.confirm_hit(b, w, h, x2, y, maxc, 70, out)
+            v = _ref_line(b, w, h, x2 // 2, y, 0, 1, maxc, 70)
+            if v is None:
+                assert got == 0
+                continue
+            py = (2 * y + v[0]) // 2
+            hh = _ref_line(b, w, h, x2 // 2, py, 1, 0, maxc, 70)
+            if hh is None:
+                assert got == 0
+                continue
+            px = (2 * (x2 // 2) + hh[0]) // 2
+            da = _ref_line(b, w, h, px, py, 1, 1, maxc, 70)
+            db = _ref_line(b, w, h, px, py, 1, -1, maxc, 70)
+            assert got == (0 if da is None and db is None else 1)
+            if got:
+                confirmed += 1
+                assert list(out) == [2 * (x2 // 2) + hh[0], 2 * y + v[0], v[1], hh[1],
+                                     da[1] if da else 0, db[1] if db else 0]
+    assert confirmed > 20
 
 
 def _project(coef, u, v):
