@@ -2,7 +2,7 @@
 # One Decoder per resolution holds every buffer; decode() allocates no frame-sized memory.
 from array import array
 
-from . import binarize, codewords, finders, formatinfo, grid, perspective, segments, tables
+from . import binarize, codewords, finders, formatinfo, grid, segments, tables
 from . import version as versioninfo
 
 MAX_VERSION = 40
@@ -20,6 +20,43 @@ def max_version_for(width, height):
     buffers are sized for it: 40 from 177 px up."""
     v = (min(width, height) - 17) // 4
     return max(1, min(MAX_VERSION, v))
+
+
+def _far_corner(pts, al, au, far):
+    """Image of module (far, far) given the finder centres pts[0..2] (modules (3.5, 3.5),
+    (far, 3.5), (3.5, far)) and the alignment centre al (module (au, au)), or None.  The far
+    corner lies on the diagonal from pts[0] through al; the diagonal meets the line between the
+    other two finders at module ((3.5 + far) / 2, same); a perspective map is, along one line, a
+    1-D projective map, which those three points fix (the same answer as the 8x8 solve
+    through the four pairs, for a few float operations)."""
+    x0, y0 = pts[0]
+    x1, y1 = pts[1]
+    x2, y2 = pts[2]
+    ax, ay = al
+    dx = ax - x0
+    dy = ay - y0
+    ex = x2 - x1
+    ey = y2 - y1
+    den = dx * ey - dy * ex
+    if den == 0:
+        return None
+    s = ((x1 - x0) * ey - (y1 - y0) * ex) / den  # pts[0] + s * (al - pts[0]) is the centre
+    if s <= 0:
+        return None
+    # parameter t along pts[0] -> centre: 0 at module 3.5, 1 at the centre, 1/s at the alignment
+    ta = 1 / s
+    dc = (far - 3.5) / 2
+    da = au - 3.5
+    if ta == 1:
+        return None
+    c = (ta - da / dc) / (da * (1 - ta))
+    k = (1 + c * dc) / dc
+    df = far - 3.5
+    q = 1 + c * df
+    if q <= 0:
+        return None
+    t = k * df / q
+    return x0 + t * s * dx, y0 + t * s * dy
 
 
 class Decoder:
@@ -174,10 +211,9 @@ class Decoder:
             ey = tl.y + (tr.y - tl.y + bl.y - tl.y) * f
             al = grid.find_alignment(bits, w, h, ex, ey, ms, int(4 * ms) + 2)
             if al is not None:
-                src = [(3.5, 3.5), (far, 3.5), (3.5, far), (au, au)]
-                h2 = perspective.solve(src, pts[:3] + [al])
-                if h2 is not None:
-                    pts[3] = perspective.apply(h2, far, far)
+                p = _far_corner(pts, al, au, far)
+                if p is not None:
+                    pts[3] = p
         return pts
 
     def _try_size(self, bits, w, h, tl, tr, bl, size, depth, pts=None):

@@ -30,60 +30,57 @@ class FinderScanner:
         # filled from a generator: a [0] * n list would be a second, temporary copy
         self._hits = array("H", (0 for _ in range(3 * MAX_ROW_HITS)))
         self._runs = array("i", (0 for _ in range(6)))
+        # confirmed centres: 2 x, 2 y, width x 1000, row hits
+        self._cent = array("i", (0 for _ in range(4 * MAX_CENTRES)))
+        self._nc = 0
 
     def find(self, bits, w, h):
         """Confirmed finder centres, most row hits first."""
         hits = self._hits
-        centres = []
+        self._nc = 0
         # bands of rows, so that a busy top of the frame cannot use up the hit buffer
         for y0 in range(0, h, BAND):
             n = kernels.find_rows(bits, w, y0, min(h, y0 + BAND), self.step, ROW_TOL, hits, MAX_ROW_HITS)
-            self._confirm(bits, w, h, hits, n, centres)
+            if n:
+                self._confirm(bits, w, h, hits, n)
+        cent = self._cent
+        centres = []
+        for i in range(self._nc):
+            c = Centre(cent[4 * i] / 2, cent[4 * i + 1] / 2, cent[4 * i + 2] / 7000)
+            c.count = cent[4 * i + 3]
+            centres.append(c)
         centres.sort(key=lambda c: -c.count)
         return centres
 
-    def _confirm(self, bits, w, h, hits, n, centres):
+    def _confirm(self, bits, w, h, hits, n):
+        cent = self._cent
+        r = self._runs
         for i in range(n):
             x2 = hits[3 * i]
             y = hits[3 * i + 1]
             t = hits[3 * i + 2]
-            xc = x2 / 2
-            ms = t / 7
-            merged = False
-            for c in centres:
-                if abs(c.x - xc) <= c.ms and abs(c.y - y - 0.5) <= 2 * c.ms + 1 and c.ms * 0.6 < ms < c.ms * 1.7:
-                    c.count += 1
-                    merged = True
-                    break
-            if merged:
-                continue
-            r = self._runs
+            if kernels.near_centre(cent, self._nc, x2, 2 * y + 1, t, 0) >= 0:
+                continue  # another row of a centre already found
             if not kernels.confirm_hit(bits, w, h, x2, y, t, CROSS_TOL, r):
                 continue
-            xc = r[0] / 2
-            yc = r[1] / 2
-            tv = r[2]
-            th = r[3]
-            da = r[4]
-            db = r[5]
-            if len(centres) >= MAX_CENTRES:
+            if self._nc >= MAX_CENTRES:
                 continue
             # A rotated finder looks wider along rows and columns; the narrowest of the four
-            # directions is within 8 % of the true width whatever the rotation.
-            width = min(th, tv)
-            if da:
-                width = min(width, da * 1.414)
-            if db:
-                width = min(width, db * 1.414)
-            c = Centre(xc, yc, width / 7)
+            # directions is within 8 % of the true width whatever the rotation (x 1000).
+            width = 1000 * min(r[2], r[3])
+            if r[4] and 1414 * r[4] < width:
+                width = 1414 * r[4]
+            if r[5] and 1414 * r[5] < width:
+                width = 1414 * r[5]
             # a hit can confirm a centre already found from another row
-            for o in centres:
-                if abs(o.x - xc) <= o.ms * 1.5 and abs(o.y - yc) <= o.ms * 1.5:
-                    o.count += 1
-                    c = None
-                    break
-            if c is not None:
-                centres.append(c)
+            if kernels.near_centre(cent, self._nc, r[0], r[1], 0, 1) >= 0:
+                continue
+            k = 4 * self._nc
+            cent[k] = r[0]
+            cent[k + 1] = r[1]
+            cent[k + 2] = width
+            cent[k + 3] = 1
+            self._nc += 1
 
 
 def triples(centres, limit=12):

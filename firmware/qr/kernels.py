@@ -351,6 +351,36 @@ def confirm_hit(b_buf, w: int, h: int, x2: int, y: int, maxc: int, tol: int, out
     return ok
 
 
+def near_centre(cent_buf, nc: int, x2: int, y2: int, t: int, mode: int) -> int:
+    """The first of the nc finder centres in cent (int32 quads: 2 x, 2 y, width x 1000, count)
+    that the point (x2 / 2, y2 / 2) belongs to; its count goes up by one.  Returns its index or
+    -1.  mode 0, a row hit of width t: within one module across, two modules (+1 px) along the
+    column, width 0.6-1.7 x the centre's; mode 1, a confirmed centre: within 1.5 modules both
+    ways (module = width / 7)."""
+    cent = ptr32(cent_buf)
+    i = 0
+    while i < nc:
+        wd = cent[4 * i + 2]
+        dx = cent[4 * i] - x2
+        if dx < 0:
+            dx = -dx
+        dy = cent[4 * i + 1] - y2
+        if dy < 0:
+            dy = -dy
+        hit = 0
+        if mode == 0:
+            if 7000 * dx <= 2 * wd and 7000 * dy <= 4 * wd + 14000:
+                if 6 * wd < 10000 * t and 10000 * t < 17 * wd:
+                    hit = 1
+        elif 7000 * dx <= 3 * wd and 7000 * dy <= 3 * wd:
+            hit = 1
+        if hit == 1:
+            cent[4 * i + 3] = cent[4 * i + 3] + 1
+            return i
+        i += 1
+    return -1
+
+
 def sample_grid(b_buf, w: int, h: int, coef_buf, size: int, spread: int, grid_buf) -> int:
     """Sample the module grid through a fixed-point homography.
 

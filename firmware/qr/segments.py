@@ -15,14 +15,17 @@ class _Bits:
         return self.nbits - self.pos
 
     def read(self, n):
-        v = 0
+        """The next n bits (n <= 16) as an integer, most significant first; bits past the end
+        of the buffer read as 0 (callers check left() first)."""
         data = self.data
         pos = self.pos
-        for _ in range(n):
-            v = (v << 1) | ((data[pos >> 3] >> (7 - (pos & 7))) & 1)
-            pos += 1
-        self.pos = pos
-        return v
+        i = pos >> 3
+        end = len(data)
+        win = 0
+        for k in range(3):  # a 24-bit window holds any 16 bits starting within its first byte
+            win = (win << 8) | (data[i + k] if i + k < end else 0)
+        self.pos = pos + n
+        return (win >> (24 - (pos & 7) - n)) & ((1 << n) - 1)
 
 
 def _count_bits(mode, version):

@@ -264,8 +264,46 @@ def test_sampling_kernels_match_reference():
     assert kernels.grid_contrast(img, w, h, coef, size, thr, bs, bw) == total
 
 
+# The float 8x8 homography solve (what the decoder used before quad_coef): the reference.
+def _solve(src, dst):
+    """Coefficients (a, b, c, d, e, f, g, h) with x = (a u + b v + c) / (g u + h v + 1),
+    y = (d u + e v + f) / (g u + h v + 1) mapping each src (u, v) onto dst (x, y).
+    Returns None when the points are degenerate."""
+    m = []
+    for i in range(4):
+        u, v = src[i]
+        x, y = dst[i]
+        m.append([u, v, 1.0, 0.0, 0.0, 0.0, -u * x, -v * x, x])
+        m.append([0.0, 0.0, 0.0, u, v, 1.0, -u * y, -v * y, y])
+    for col in range(8):
+        piv = col
+        for r in range(col + 1, 8):
+            if abs(m[r][col]) > abs(m[piv][col]):
+                piv = r
+        if abs(m[piv][col]) < 1e-9:
+            return None
+        m[col], m[piv] = m[piv], m[col]
+        rowc = m[col]
+        inv = 1.0 / rowc[col]
+        for k in range(col, 9):
+            rowc[k] *= inv
+        for r in range(8):
+            if r != col:
+                row = m[r]
+                f = row[col]
+                if f != 0.0:
+                    for k in range(col, 9):
+                        row[k] -= f * rowc[k]
+    return [m[i][8] for i in range(8)]
+
+
+def _apply(h, u, v):
+    """Image point of module coordinates (u, v)."""
+    d = h[6] * u + h[7] * v + 1.0
+    return (h[0] * u + h[1] * v + h[2]) / d, (h[3] * u + h[4] * v + h[5]) / d
+
+
 def test_quad_coef_matches_the_float_homography():
-    from scanbridge_fw.qr import perspective
     rnd = _rand(11)
     coef = array("i", [0] * 11)
     pts = array("i", [0] * 8)
@@ -281,19 +319,19 @@ def test_quad_coef_matches_the_float_homography():
         far = size - 3.5
         # finder centres sit 3.5 modules in from the corners
         m = [(3.5, 3.5), (far, 3.5), (3.5, far), (far, far)]
-        hq = perspective.solve([(0.0, 0.0), (size, 0.0), (0.0, size), (size, size)], quad)
-        anchors = [perspective.apply(hq, u, v) for u, v in m]
+        hq = _solve([(0.0, 0.0), (size, 0.0), (0.0, size), (size, size)], quad)
+        anchors = [_apply(hq, u, v) for u, v in m]
         for i in range(4):
             pts[2 * i] = int(anchors[i][0] * 8 + 0.5)
             pts[2 * i + 1] = int(anchors[i][1] * 8 + 0.5)
         assert kernels.quad_coef(pts, size, coef) == 1
-        ref = perspective.solve(m, [(pts[2 * i] / 8, pts[2 * i + 1] / 8) for i in range(4)])
+        ref = _solve(m, [(pts[2 * i] / 8, pts[2 * i + 1] / 8) for i in range(4)])
         umax = 2 * size + 1
         for k in (0, 3, 6):  # numerators and denominator stay in 31 bits at every module centre
             assert abs(coef[k]) * umax + abs(coef[k + 1]) * umax + abs(coef[k + 2]) < 1 << 30
         for r in range(0, size, 3):
             for c in range(0, size, 3):
-                fx, fy = perspective.apply(ref, c + 0.5, r + 0.5)
+                fx, fy = _apply(ref, c + 0.5, r + 0.5)
                 x, y = _project(coef, 2 * c + 1, 2 * r + 1)
                 worst = max(worst, abs(x - fx + 0.5), abs(y - fy + 0.5))
     assert worst <= 1.0, worst  # the float map lands in the same or the next pixel
@@ -433,3 +471,26 @@ def test_rs_syndromes_and_nearest_word_match_reference():
         dist = [bin(word ^ x).count("1") for x in words]
         i = kernels.nearest_word(word, words, 32, out)
         assert out[0] == min(dist) and i == dist.index(min(dist))
+
+
+def test_near_centre_matches_reference():
+    rnd = _rand(17)
+    cent = array("i", [0] * 4 * 8)
+    for i in range(8):
+        cent[4 * i:4 * i + 4] = array("i", [2 * (10 + rnd(100)), 2 * (10 + rnd(100)), 1000 * (7 + rnd(30)), 1])
+    for _ in range(300):
+        x2, y2, t, mode = rnd(240), rnd(240), 5 + rnd(40), rnd(2)
+        want = -1
+        for i in range(8):
+            cx, cy, ms = cent[4 * i] / 2, cent[4 * i + 1] / 2, cent[4 * i + 2] / 7000
+            if mode == 0:
+                ok = abs(cx - x2 / 2) <= ms and abs(cy - y2 / 2) <= 2 * ms + 1 and ms * 0.6 < t / 7 < ms * 1.7
+            else:
+                ok = abs(cx - x2 / 2) <= 1.5 * ms and abs(cy - y2 / 2) <= 1.5 * ms
+            if ok:
+                want = i
+                break
+        before = cent[4 * want + 3] if want >= 0 else 0
+        assert kernels.near_centre(cent, 8, x2, y2, t, mode) == want
+        if want >= 0:
+            assert cent[4 * want + 3] == before + 1
