@@ -24,8 +24,8 @@ SB = str(Path(sys.executable).with_name("scanbridge"))
 
 
 SMALL = ("__init__.py", "bootguard.py", "config.py", "dedupe.py", "wire.py", "device/boot.py", "device/main.py",
-         "hal/__init__.py", "mqtt_settings.py", "settings.py", "assist.py", "commands.py", "snapshot.py",
-         "compat.py", "errors.py")
+         "hal/__init__.py", "hal/camera_guard.py", "mqtt_settings.py", "settings.py", "assist.py", "commands.py",
+         "snapshot.py", "compat.py", "errors.py")
 
 
 @pytest.fixture(scope="module")
