@@ -7,9 +7,10 @@
 # Wiring (start.py): import this module before config.load() (it registers the settings), then
 #     if cfg["host_assist"] != "off": decode = assist.Assisted(decode, board, cfg)
 #     app = App(board, link, decode, cfg, ...); decode.attach(app)  (when wrapped)
-# The picture is the sensor's JPEG when the HAL has `async capture_jpeg()` (a QVGA JPEG is
-# 4-15 KB: about a second at 115200 baud), else the very frame that failed as a PGM, centre-
-# cropped to fit one snapshot (64 KB: ~7 s at 115200 baud, fine over WiFi or USB CDC).
+# The picture is the sensor's JPEG when the HAL can give one (`can_capture_jpeg()` and
+# `async capture_jpeg()`; a QVGA JPEG is 4-15 KB: about a second at 115200 baud), else the very
+# frame that failed as a PGM, centre-cropped to fit one snapshot (64 KB: ~7 s at 115200 baud,
+# fine over WiFi or USB CDC).
 import binascii
 
 from scanbridge_fw import commands, snapshot
@@ -41,6 +42,13 @@ def frame_pgm(gray, width, height, max_bytes=snapshot.MAX_BYTES):
         out[pos:pos + ow] = src[row:row + ow]
         pos += ow
     return out
+
+
+def _jpeg_capable(board):
+    can = getattr(board, "can_capture_jpeg", None)
+    if can is not None:
+        return bool(can())
+    return hasattr(board, "capture_jpeg")
 
 
 class Assisted:
@@ -78,7 +86,7 @@ class Assisted:
             self.busy = True
             try:
                 # taken now: the camera reuses its buffer at the next capture
-                picture = None if hasattr(self.board, "capture_jpeg") else frame_pgm(gray, width, height)
+                picture = None if _jpeg_capable(self.board) else frame_pgm(gray, width, height)
             except snapshot.SnapshotError as e:
                 self.busy = False
                 self._failed(e)

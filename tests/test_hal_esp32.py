@@ -124,6 +124,36 @@ def test_cnadler_camera_driver(machine, monkeypatch):
     assert (w, h) == (320, 240) and len(buf) == 320 * 240
 
 
+def test_cnadler_camera_gives_one_sensor_jpeg_for_host_assist_then_back_to_gray(machine, monkeypatch):
+    fmt = types.SimpleNamespace(GRAYSCALE=7, JPEG=4)
+
+    class Camera:
+        def __init__(self, **kw):
+            self.format = kw["pixel_format"]
+            self.switches = []
+            self.pixel_width, self.pixel_height = 320, 240
+
+        def reconfigure(self, pixel_format):
+            self.switches.append(pixel_format)
+            self.format = pixel_format
+
+        def capture(self):
+            if self.format == fmt.JPEG:
+                return memoryview(b"\xff\xd8JPEG-BODY\xff\xd9")
+            return memoryview(bytes(320 * 240))
+    mod = types.SimpleNamespace(Camera=Camera, PixelFormat=fmt, FrameSize=types.SimpleNamespace(QVGA=5))
+    _camera_module(monkeypatch, mod)
+    b = _board("ai-thinker-esp32-cam")
+    assert not b.can_capture_jpeg()  # no camera open yet
+    b.open_camera("QVGA")
+    assert b.can_capture_jpeg()
+    jpeg = asyncio.run(b.capture_jpeg())
+    assert jpeg == b"\xff\xd8JPEG-BODY\xff\xd9" and isinstance(jpeg, bytes)
+    assert b._camera.cam.switches == [fmt.JPEG, fmt.GRAYSCALE]
+    buf, w, h = asyncio.run(b.capture())  # decoding goes on in gray
+    assert len(buf) == w * h == 320 * 240
+
+
 def test_lemariva_camera_driver_and_failures(machine, monkeypatch):
     state = {"ok": True}
     mod = types.SimpleNamespace(GRAYSCALE=1, FRAME_QVGA=2, PSRAM=3,

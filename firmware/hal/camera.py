@@ -21,6 +21,7 @@ def open_camera(cam, frame_size="QVGA"):
 
 class _Cnadler:
     def __init__(self, mod, cam, frame_size):
+        self.mod = mod
         p = cam["pins"]
         try:
             self.cam = mod.Camera(
@@ -43,11 +44,28 @@ class _Cnadler:
                 self.height = v() if callable(v) else v
                 break
 
+        # host assist: the sensor's own JPEG (its encoder, no CPU) by switching format for one shot
+        self.jpeg = hasattr(self.cam, "reconfigure") and hasattr(mod.PixelFormat, "JPEG")
+
     async def capture(self):
         buf = self.cam.capture()  # zero-copy; valid until the next capture
         if buf is None:
             return None
         return buf, self.width, self.height
+
+    async def capture_jpeg(self):
+        """One JPEG from the sensor (bytes, copied), then back to grayscale for decoding."""
+        if not self.jpeg:
+            return None
+        fmt = self.mod.PixelFormat
+        self.cam.reconfigure(pixel_format=fmt.JPEG)
+        try:
+            buf = self.cam.capture()
+            if buf is None:
+                buf = self.cam.capture()  # the first frame after a switch may be dropped
+            return bytes(buf) if buf else None
+        finally:
+            self.cam.reconfigure(pixel_format=fmt.GRAYSCALE)
 
     def close(self):
         deinit = getattr(self.cam, "deinit", None)  # frees the frame buffers for a reopen
@@ -63,12 +81,16 @@ class _Lemariva:
         if not ok:
             raise HalError("camera_init_failed", "camera.init returned False (power cycle the board)")
         self.width, self.height = _SIZES[frame_size]
+        self.jpeg = False  # switching format needs a deinit/init with this driver: host assist sends PGM
 
     async def capture(self):
         buf = self.mod.capture()
         if not buf:
             return None
         return buf, self.width, self.height
+
+    async def capture_jpeg(self):
+        return None  # see self.jpeg
 
     def close(self):
         deinit = getattr(self.mod, "deinit", None)

@@ -85,6 +85,14 @@ class Esp32Board(_Base):
             raise HalError("camera_closed", "open_camera() first")
         return await self._camera.capture()
 
+    def can_capture_jpeg(self):
+        return self._camera is not None and bool(getattr(self._camera, "jpeg", False))
+
+    async def capture_jpeg(self):
+        if self._camera is None:
+            raise HalError("camera_closed", "open_camera() first")
+        return await self._camera.capture_jpeg()
+
     def serial_port(self):
         if self._port is None:
             self._port = StdioPort()

@@ -121,6 +121,25 @@ async def test_jpeg_board_sends_its_jpeg_and_off_mode_sends_nothing():
     assert board.asked == 1 and _chunks(off) == []
 
 
+class NoJpegCameraBoard(JpegBoard):
+    """A board whose camera driver cannot switch to JPEG (lemariva): it says so."""
+
+    def can_capture_jpeg(self):
+        return False
+
+
+async def test_a_board_that_cannot_give_a_jpeg_sends_the_failing_frame():
+    board = NoJpegCameraBoard(b"never")
+    dec = assist.Assisted(lambda g, w, h: [], board, _cfg(misses=1))
+    app = App(board, _cfg(misses=1))
+    dec.attach(app)
+    gray = _frame(8, 4)
+    dec(gray, 8, 4)
+    await sleep_ms(50)
+    assert board.asked == 0
+    assert b"".join(c["data"] for c in _chunks(app)) == b"P5\n8 4\n255\n" + gray
+
+
 async def test_a_device_read_resets_the_miss_count():
     out = [[], [], [b"seen"], [], []]
     dec = assist.Assisted(lambda g, w, h: out.pop(0), Board(), _cfg(misses=3))
