@@ -86,7 +86,7 @@ class MqttLink:
                  username: Optional[str] = None, password: Optional[str] = None,
                  client_id: Optional[str] = None, tls: Optional[dict] = None,
                  session_expiry: int = 300, keepalive: int = 30, dedupe_size: int = 200_000,
-                 receive_maximum: int = 1000, workers: int = 1, batch_max: int = 256):
+                 receive_maximum: int = 1000, workers: int = 1, batch_max: int = 64):
         self.service = service
         self.host, self.port, use_tls = parse_url(url)
         self.site = site
