@@ -129,6 +129,16 @@ def print_fault_change(faults: dict, data: dict, out=None) -> None:
     print("[fault] %s" % json.dumps(line), file=out or sys.stderr, flush=True)
 
 
+def presence_fault_printer(faults: dict, out=None):
+    """A presence listener for the MQTT link: scanners on WiFi get the same `[fault]` lines as
+    scanners on a cable (their STATUS arrives as presence)."""
+    def on_presence(device: str, info: dict) -> None:
+        status = info.get("status")
+        if isinstance(status, dict):
+            print_fault_change(faults, {"device": device, "status": status}, out)
+    return on_presence
+
+
 def add_arguments(parser):
     parser.add_argument("--port", action="append", default=[], help="serial port of a scanner (repeatable)")
     parser.add_argument("--auto", action="store_true", help="find scanners by USB ids, also ones plugged in later")
@@ -201,6 +211,7 @@ def main(args) -> int:
         raise LookupError("no serial link serves %s" % device)
     if mqtt_link is not None:
         mqtt_link.add_event_listener(event)  # snapshots from scanners on WiFi, for host assist
+        mqtt_link.add_presence_listener(presence_fault_printer(faults))
     assist.add_listener(Responder(command))  # hands what zxing-cpp read back to the scanner
     for p in args.port:
         fleet.add(p)

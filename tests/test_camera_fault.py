@@ -267,6 +267,27 @@ def test_bridge_prints_each_fault_change_once_and_the_registry_keeps_the_fix():
     assert reg.get("m1")["fault"]["code"] == "camera_capture_failed" and "ribbon" in reg.get("m1")["fault_fix"]
 
 
+def test_scanners_on_wifi_get_fault_lines_too_from_their_status_through_the_mqtt_link():
+    """The MQTT link's presence listener (what `scanbridge run --mqtt` registers) prints the same
+    [fault] lines from a WiFi scanner's STATUS as the serial path does from HELLO/STATUS."""
+    import io
+
+    from scanbridge.link.mqtt import MqttLink
+    from scanbridge.run import presence_fault_printer
+    from scanbridge.scan import ScanService
+    link = MqttLink(ScanService(), "mqtt://127.0.0.1:1")  # not started: fed its STATUS by hand
+    out = io.StringIO()
+    link.add_presence_listener(presence_fault_printer({}, out))
+    fault = {"code": "camera_init_failed", "message": "Camera probe failed with error 0x105"}
+    link._on_status("s1", "cam-7", {"online": True, "fault": fault}, False)
+    link._on_status("s1", "cam-7", {"online": True, "fault": fault}, False)  # unchanged: silent
+    link._on_status("s1", "cam-7", {"online": True, "fault": None}, False)
+    lines = [json.loads(x.split(" ", 1)[1]) for x in out.getvalue().splitlines()]
+    assert [(x["device"], x.get("code"), x.get("cleared")) for x in lines] == [
+        ("cam-7", "camera_init_failed", None), ("cam-7", None, True)]
+    assert lines[0]["fix"].startswith("Reseat the camera ribbon cable")
+
+
 @pytest.mark.timeout(120)
 def test_counter_page_shows_a_degraded_scanner_and_its_fix(tmp_path):
     import os
