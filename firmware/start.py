@@ -9,7 +9,7 @@ from scanbridge_fw import settings  # noqa: F401  registers every config key bef
 from scanbridge_fw import config as config_mod
 from scanbridge_fw.app import App, hello_for
 from scanbridge_fw.compat import ticks_ms
-from scanbridge_fw.hal.base import load_profile
+from scanbridge_fw.hal.base import HalError, load_profile
 from scanbridge_fw.hal.camera_guard import CameraGuard
 
 _HALS = {"esp32cam": "scanbridge_fw.hal.esp32cam", "esp32s3": "scanbridge_fw.hal.esp32s3"}
@@ -55,9 +55,22 @@ def session_id():
         return ticks_ms()
 
 
+def board_or_fallback():
+    """The board of /board.json, or, when that file is missing, corrupt or names a HAL we do not
+    have, a bare board that still links (hal.esp32.NoProfileBoard): the fault then reaches the
+    bridge in HELLO/STATUS instead of the scanner going silent."""
+    try:
+        return make_board(load_profile())
+    except (HalError, ValueError, ImportError) as e:
+        if not isinstance(e, HalError):
+            e = HalError("profile_invalid", str(e))
+        print("scanbridge: board profile unusable, running without it:", e.code, e.message)
+        from scanbridge_fw.hal.esp32 import NoProfileBoard  # pyright: ignore[reportAttributeAccessIssue]
+        return NoProfileBoard(e)
+
+
 def main():
-    profile = load_profile()
-    board = make_board(profile)
+    board = board_or_fallback()
     what, why = bootguard.decide(pin_held=board.safe_boot_requested())
     if what != "app":
         print("scanbridge: app skipped:", why)

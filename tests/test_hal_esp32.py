@@ -209,3 +209,31 @@ def test_camera_reopened_after_a_failed_probe_recovers(machine, monkeypatch):
     assert FakePin.written[32] == [1, 0, 1, 0]  # pulsed again for the retry
     g.close()
     assert state["deinit"] == 1 and b._camera is None
+
+
+def test_a_missing_corrupt_or_unknown_board_profile_still_gives_a_board_that_links(machine, tmp_path, monkeypatch):
+    """No /board.json, a corrupt one, or a HAL this firmware does not have: start runs on a bare
+    board (the REPL's stdio as its link, no LEDs) whose camera fault names the problem, so HELLO
+    tells the bridge and diag gives the fix, instead of the scanner going silent."""
+    from scanbridge_fw import start
+    from scanbridge_fw.hal import base
+    from scanbridge_fw.hal.base import HalError
+    from scanbridge_tools.diagnostics.failures import explain_fault
+    cases = {"profile_missing": None, "profile_corrupt": "{not json", "profile_invalid": '{"id": "x", "hal": "esp8266", '
+             '"chip": "ESP8266", "camera": {}, "leds": {}, "serial": {}}'}
+    for code, text in cases.items():
+        path = tmp_path / ("%s.json" % code)
+        if text is not None:
+            path.write_text(text)
+        monkeypatch.setattr(base, "PROFILE_PATH", str(path))
+        monkeypatch.setattr(start, "load_profile", lambda p=str(path): base.load_profile(p))
+        board = start.board_or_fallback()
+        assert board.name == "unknown" and board.safe_boot_requested() is False
+        board.led("err")  # no LEDs: nothing to light, nothing raised
+        with pytest.raises(HalError) as e:
+            board.open_camera("QVGA")
+        assert e.value.code == code, (code, e.value.code, e.value.message)
+        camera = start.open_camera(board, __import__("scanbridge_fw.config", None, None, ["defaults"]).defaults())
+        assert camera.fault["code"] == code
+        found = explain_fault(camera.fault)
+        assert found["id"] == "no_board_profile" and "flash provision" in found["fix"]

@@ -152,3 +152,20 @@ class Esp32Board(_Base):
         """The WiFi station interface, for scanbridge_fw.wifi (link "mqtt")."""
         import network
         return network.WLAN(network.STA_IF)
+
+
+class NoProfileBoard(Esp32Board):
+    """What start.py runs on when /board.json is missing, corrupt or names an unknown HAL: no
+    LEDs, buzzer or camera, but the REPL's stdio as the serial link (UART0 or USB on every
+    board), so the scanner tells the bridge what is wrong instead of going silent. Its camera
+    "fails" with the profile's error, which HELLO/STATUS report like any camera fault."""
+
+    name = "unknown"
+
+    def __init__(self, error):
+        super().__init__({"id": "unknown", "chip": "", "camera": {}, "leds": {}, "serial": {}})
+        self.error = error
+
+    def open_camera(self, frame_size):
+        raise HalError(getattr(self.error, "code", "profile_invalid"),
+                       getattr(self.error, "message", "") or str(self.error))

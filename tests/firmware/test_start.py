@@ -35,3 +35,4 @@ def test_a_camera_that_will_not_open_does_not_escape_from_start():
     assert hello["fault"] == {"code": "camera_init_failed",
                               "message": "Camera probe failed with error 0x105(ESP_ERR_NOT_FOUND)"}
     assert "fault" not in hello_for(board, cfg)
+

@@ -82,6 +82,16 @@ def _camera_init(f):
     return _search(r".*(camera init failed|camera_init_failed|camera_closed).*", f)
 
 
+_PROFILE_CODES = ("profile_missing", "profile_corrupt", "profile_invalid")
+
+
+def _no_board_profile(f):
+    fault = current_fault(f) or {}
+    if fault.get("code") in _PROFILE_CODES:
+        return "%s: %s" % (fault["code"], fault.get("message", ""))
+    return None
+
+
 def _capture_failing(f):
     fault = current_fault(f) or {}
     if fault.get("code") == "camera_capture_failed":
@@ -199,6 +209,9 @@ _RETRIES_BY_ITSELF = (" The scanner keeps its link up and retries the camera by 
                       "scanning resumes without a reboot (`scanbridge diag camera` retries at once).")
 
 KNOWN = [
+    ("no_board_profile", "No usable board profile (/board.json missing, corrupt or unknown)", _no_board_profile,
+     "Deploy this board's profile: `scanbridge flash provision -p PORT --board ID` (`scanbridge flash "
+     "boards` lists them). Until then the scanner keeps its USB link up but has no camera, LEDs or buzzer."),
     ("camera_not_found", "Camera not detected: probe failed (0x105 ESP_ERR_NOT_FOUND)", _camera_not_found,
      "Reseat the camera ribbon cable (latch open, contacts facing the board, push it fully in, latch "
      "closed). Check the board profile matches the board: `scanbridge flash provision --board ID`. "
