@@ -50,7 +50,7 @@ class Fitter:
     """Hill-climbs the four image points that anchor the homography so that the sampled
     function patterns match the template best (the idea of quirc's perspective jiggle).
 
-    The anchors live in `pts` (int32: x0, y0 .. x3, y3 in 1/8 pixel: top-left, top-right,
+    The anchors live in `pts` (int32: x0, y0 .. x3, y3 in 1/16 pixel: top-left, top-right,
     bottom-left finder centre, far corner) and every step is integer work in kernels:
     quad_coef (homography) then score_grid or grid_contrast.  `budget` caps the steps (the
     streaming mode sets it per frame; negative = no cap)."""
@@ -82,8 +82,8 @@ class Fitter:
         p = self.pts
         for i in range(4):
             x, y = pts[i]
-            p[2 * i] = int(x * 8 + 0.5)
-            p[2 * i + 1] = int(y * 8 + 0.5)
+            p[2 * i] = int(x * 16 + 0.5)
+            p[2 * i + 1] = int(y * 16 + 0.5)
 
     def load_coef(self, mirrored):
         """Homography of the current anchors into self.coef (top-right and bottom-left
@@ -115,10 +115,10 @@ class Fitter:
         if best < 0 or best == self.n:
             return best
         p = self.pts
-        step = int(ms * 4 + 0.5)  # half a module in 1/8 px
-        if step < 1:
-            step = 1
-        for _ in range(rounds):
+        for rnd in range(rounds):
+            step = int(ms * 8 / (1 << rnd) + 0.5)  # half a module in 1/16 px, halved each round
+            if step < 1:
+                break
             improved = True
             passes = 0
             while improved and passes < 6:
@@ -137,9 +137,6 @@ class Fitter:
                             p[i] -= d
                 if best == self.n:
                     return best
-            step >>= 1
-            if step < 1:
-                break
         return best
 
     def contrast(self, gray, w, h, binz):
@@ -157,10 +154,10 @@ class Fitter:
         missed."""
         best = self.contrast(gray, w, h, binz)
         p = self.pts
-        step = int(ms * 8 + 0.5)  # a module in 1/8 px
-        if step < 1:
-            step = 1
-        for _ in range(4):
+        for rnd in range(4):
+            step = int(ms * 16 / (1 << rnd) + 0.5)  # a module in 1/16 px, halved each round
+            if step < 1:
+                break
             improved = True
             passes = 0
             while improved and passes < 6:
@@ -177,7 +174,4 @@ class Fitter:
                             improved = True
                         else:
                             p[i] -= d
-            step >>= 1
-            if step < 1:
-                break
         return best

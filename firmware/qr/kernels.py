@@ -385,8 +385,8 @@ def sample_grid(b_buf, w: int, h: int, coef_buf, size: int, spread: int, grid_bu
     """Sample the module grid through a fixed-point homography.
 
     coef (11 int32, from quad_coef) maps the module centre (u, v) = (2c+1, 2r+1), in half-module
-    units, to the pixel x = (c9 + (c0 u + c1 v + c2) // (c6 u + c7 v + c8)) >> 3, y likewise with
-    c3, c4, c5 and c10: the origin c9, c10 and the offsets are in 1/8 pixel.  With spread
+    units, to the pixel x = (c9 + (c0 u + c1 v + c2) // (c6 u + c7 v + c8)) >> 4, y likewise with
+    c3, c4, c5 and c10: the origin c9, c10 and the offsets are in 1/16 pixel.  With spread
     > 0 each module is the majority of 5 pixels (centre and +-spread in x and y).  Writes 0/1 per
     module; returns how many sample points fell outside the image."""
     b = ptr8(b_buf)
@@ -404,8 +404,8 @@ def sample_grid(b_buf, w: int, h: int, coef_buf, size: int, spread: int, grid_bu
             x = -1
             y = -1
             if dd > 0:
-                x = (coef[9] + nx // dd) >> 3
-                y = (coef[10] + ny // dd) >> 3
+                x = (coef[9] + nx // dd) >> 4
+                y = (coef[10] + ny // dd) >> 4
             bit = 0
             if x < 0 or y < 0 or x >= w or y >= h:
                 outside += 1
@@ -446,8 +446,8 @@ def score_grid(b_buf, w: int, h: int, coef_buf, tmpl_buf, n: int) -> int:
         u = 2 * tmpl[3 * i + 1] + 1
         dd = coef[6] * u + coef[7] * v + coef[8]
         if dd > 0:
-            x = (coef[9] + (coef[0] * u + coef[1] * v + coef[2]) // dd) >> 3
-            y = (coef[10] + (coef[3] * u + coef[4] * v + coef[5]) // dd) >> 3
+            x = (coef[9] + (coef[0] * u + coef[1] * v + coef[2]) // dd) >> 4
+            y = (coef[10] + (coef[3] * u + coef[4] * v + coef[5]) // dd) >> 4
             if 0 <= x and x < w and 0 <= y and y < h:
                 if b[y * w + x] == tmpl[3 * i + 2]:
                     good += 1
@@ -471,8 +471,8 @@ def grid_contrast(img_buf, w: int, h: int, coef_buf, size: int, thr_buf, bs: int
         c = 0
         while c < size:
             if dd > 0:
-                x = (coef[9] + nx // dd) >> 3
-                y = (coef[10] + ny // dd) >> 3
+                x = (coef[9] + nx // dd) >> 4
+                y = (coef[10] + ny // dd) >> 4
                 if 0 <= x and x < w and 0 <= y and y < h:
                     e = img[y * w + x] - thr[(y // bs) * bw + x // bs]
                     if e < 0:
@@ -489,7 +489,7 @@ def grid_contrast(img_buf, w: int, h: int, coef_buf, size: int, thr_buf, bs: int
 def quad_coef(pts_buf, size: int, coef_buf) -> int:
     """The perspective map of a size x size code whose finder centres (module 3.5, 3.5),
     (size-3.5, 3.5), (3.5, size-3.5) and far corner (size-3.5, size-3.5) sit at the image
-    points pts = [x0, y0, x1, y1, x2, y2, x3, y3] (1/8 pixel), into coef in the form
+    points pts = [x0, y0, x1, y1, x2, y2, x3, y3] (1/16 pixel), into coef in the form
     sample_grid reads.  Integer only: the closed-form unit-square-to-quad map (Heckbert) around
     the origin (x0, y0); its three determinants are scaled down just enough that the
     numerators at every module centre stay below 2**30.  Returns 0 for a degenerate quad."""
@@ -515,7 +515,7 @@ def quad_coef(pts_buf, size: int, coef_buf) -> int:
         if t > rm:
             rm = t
         i += 1
-    if rm >= 8192 or size < 8 or size > 200:
+    if rm >= 16384 or size < 8 or size > 200:
         return 0
     sx = x3 - x1 - x2
     sy = y3 - y1 - y2
