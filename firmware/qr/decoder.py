@@ -234,6 +234,18 @@ class Decoder:
             return p
         # The fixed patterns fit but the data does not: move the far corner by grey contrast.
         fitter.refine_corner(self._gray, w, h, self.binarizer, ms)
+        p = self._sample_and_read(bits, w, h, tl, tr, bl, size, version, depth, ms)
+        if p is not None or fitter.budget >= 0:
+            return p
+        # Full effort only: the climb is path-dependent (1/16 px moves); a second climb from
+        # the same anchors with whole-module first moves sometimes lands on the fit the first missed.
+        fitter.set_points(pts)
+        if fitter.refine(bits, w, h, ms, 3, 1.0) < n * 0.6:
+            return None
+        p = self._sample_and_read(bits, w, h, tl, tr, bl, size, version, depth, ms)
+        if p is not None:
+            return p
+        fitter.refine_corner(self._gray, w, h, self.binarizer, ms)
         return self._sample_and_read(bits, w, h, tl, tr, bl, size, version, depth, ms)
 
     def _sample_and_read(self, bits, w, h, tl, tr, bl, size, version, depth, ms):

@@ -110,13 +110,14 @@ class Fitter:
             return -1
         return kernels.score_grid(bits, w, h, self.coef, self.tmpl, self.n)
 
-    def refine(self, bits, w, h, ms, rounds):
+    def refine(self, bits, w, h, ms, rounds, first=0.5):
+        """Hill-climb the anchors: moves of `first` module, halved each round."""
         best = self.score(bits, w, h)
         if best < 0 or best == self.n:
             return best
         p = self.pts
         for rnd in range(rounds):
-            step = int(ms * 8 / (1 << rnd) + 0.5)  # half a module in 1/16 px, halved each round
+            step = int(ms * 16 * first / (1 << rnd) + 0.5)  # in 1/16 px
             if step < 1:
                 break
             improved = True
