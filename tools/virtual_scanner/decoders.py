@@ -1,5 +1,7 @@
-"""The virtual scanner decodes with the firmware's own decoder, scanbridge_fw.qr.decode: the
-same code the ESP32 runs, here interpreted by CPython (its viper kernels run as plain Python).
+"""The virtual scanner decodes with the firmware's own decoder in the mode the device's camera
+loop uses (start.py): scanbridge_fw.qr.scan, one binarisation pass per frame, the pass that last
+read first. The same code the ESP32 runs, here interpreted by CPython (its viper kernels run as
+plain Python).
 (The temporary payload-beside-the-frame seam used before that decoder existed is gone.)"""
 from __future__ import annotations
 
@@ -19,9 +21,9 @@ def firmware_decoder():
     """scanbridge_fw.qr.decode, checked on a generated scene so a broken decoder is named at
     start-up instead of showing up as a scanner that never reads anything."""
     try:
-        from scanbridge_fw.qr import decode  # type: ignore[attr-defined]
+        from scanbridge_fw.qr import scan as decode  # type: ignore[attr-defined]
     except ImportError as e:
-        raise DecoderMissing("scanbridge_fw.qr.decode missing: %s" % e)
+        raise DecoderMissing("scanbridge_fw.qr.scan missing: %s" % e)
     from scanbridge_tools.virtual_scanner.frames import render
 
     def locked_decode(gray, width, height):
@@ -31,9 +33,13 @@ def firmware_decoder():
     probe = b"SCANBRIDGE-SELFTEST-0001"
     f = render(probe)
     try:
-        got = [bytes(x) for x in locked_decode(f.gray, f.width, f.height)]
+        got = []
+        for _ in range(16):  # scan mode reaches every pass within 16 frames
+            got = [bytes(x) for x in locked_decode(f.gray, f.width, f.height)]
+            if got:
+                break
     except Exception as e:  # name the failure, whatever it is
-        raise DecoderMissing("scanbridge_fw.qr.decode failed on a test scene: %r" % (e,))
+        raise DecoderMissing("scanbridge_fw.qr.scan failed on a test scene: %r" % (e,))
     if got != [probe]:
-        raise DecoderMissing("scanbridge_fw.qr.decode read %r from a test scene" % (got,))
+        raise DecoderMissing("scanbridge_fw.qr.scan read %r from a test scene" % (got,))
     return locked_decode
