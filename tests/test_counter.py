@@ -146,14 +146,16 @@ def test_above_the_offline_limit_pending_first_then_green_after_the_backend(worl
 
 
 def test_backend_decline_reopens_the_order(world):
-    counter, service, issuer, _ = world
+    counter, service, issuer, backend = world
     sc = Scanner(service)
+    backend.backend.apply_control({"fail_status": 503})  # the answer waits until the cancel was tried
     order = counter.orders.create("300.00", "USD")  # backend approves up to 200.00
     assert sc.scan(issuer.mint(payer=b"frank")).verdict == "pending"
     assert counter.orders.get(order.id).state == "authorizing"
     with pytest.raises(OrderError) as e:
         counter.orders.cancel(order.id)
     assert e.value.reason == "order_authorizing"
+    backend.backend.apply_control({"fail_status": 0})  # back: the retried delivery gets its "declined"
     final = sc.final(sc.seq)
     assert (final.verdict, final.reason) == ("rejected", "declined")
     assert final.details["why"] == "over_limit"
