@@ -46,6 +46,10 @@ def function_template(size, version, tmpl, apos):
     return kernels.function_template(size, apos, len(pos), tmpl)
 
 
+_ALL_ANCHORS = (0, 1, 2, 3, 4, 5, 6, 7)
+_FAR_CORNER = (6, 7)  # the corner without a finder
+
+
 class Fitter:
     """Hill-climbs the four image points that anchor the homography so that the sampled
     function patterns match the template best (the idea of quirc's perspective jiggle).
@@ -115,6 +119,12 @@ class Fitter:
         best = self.score(bits, w, h)
         if best < 0 or best == self.n:
             return best
+        return self._climb(self.score, (bits, w, h), _ALL_ANCHORS, ms, first, rounds, best, self.n)
+
+    def _climb(self, objective, args, coords, ms, first, rounds, best, perfect):
+        """Move each of pts[coords] by +-step while objective(*args) improves; the step is
+        `first` module (ms px, kept in 1/16 px), halved each round; stops at `perfect` or when
+        the frame's step budget is spent."""
         p = self.pts
         for rnd in range(rounds):
             step = int(ms * 16 * first / (1 << rnd) + 0.5)  # in 1/16 px
@@ -125,18 +135,18 @@ class Fitter:
             while improved and passes < 6:
                 improved = False
                 passes += 1
-                for i in range(8):
+                for i in coords:
                     for d in (step, -step):
                         if self.budget == 0:
                             return best
                         p[i] += d
-                        s = self.score(bits, w, h)
+                        s = objective(*args)
                         if s > best:
                             best = s
                             improved = True
                         else:
                             p[i] -= d
-                if best == self.n:
+                if best == perfect:
                     return best
         return best
 
@@ -154,25 +164,4 @@ class Fitter:
         their modules: the fit for version 1, and for codes whose alignment pattern was
         missed."""
         best = self.contrast(gray, w, h, binz)
-        p = self.pts
-        for rnd in range(4):
-            step = int(ms * 16 / (1 << rnd) + 0.5)  # a module in 1/16 px, halved each round
-            if step < 1:
-                break
-            improved = True
-            passes = 0
-            while improved and passes < 6:
-                improved = False
-                passes += 1
-                for i in (6, 7):
-                    for d in (step, -step):
-                        if self.budget == 0:
-                            return best
-                        p[i] += d
-                        s = self.contrast(gray, w, h, binz)
-                        if s > best:
-                            best = s
-                            improved = True
-                        else:
-                            p[i] -= d
-        return best
+        return self._climb(self.contrast, (gray, w, h, binz), _FAR_CORNER, ms, 1, 4, best, None)
