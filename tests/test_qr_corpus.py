@@ -18,6 +18,7 @@ def _items(folder):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # 60 full-effort decodes of hard scenes in CPython: minutes on a busy 2-core box
 @pytest.mark.parametrize("folder,count,floor", CASES)
 def test_corpus_floor(folder, count, floor):
     if not (CORPUS / folder).is_dir():
