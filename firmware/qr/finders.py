@@ -63,8 +63,6 @@ class FinderScanner:
                 continue  # another row of a centre already found
             if not kernels.confirm_hit(bits, w, h, x2, y, t, CROSS_TOL, r):
                 continue
-            if self._nc >= MAX_CENTRES:
-                continue
             # A rotated finder looks wider along rows and columns; the narrowest of the four
             # directions is within 8 % of the true width whatever the rotation (x 1000).
             width = 1000 * min(r[2], r[3])
@@ -75,12 +73,17 @@ class FinderScanner:
             # a hit can confirm a centre already found from another row
             if kernels.near_centre(cent, self._nc, r[0], r[1], 0, 1) >= 0:
                 continue
-            k = 4 * self._nc
+            if self._nc < MAX_CENTRES:
+                k = 4 * self._nc
+                self._nc += 1
+            else:
+                # full (a large code's data is full of finder-like spots): the centre seen by
+                # the fewest rows makes room, or the third finder of a code could never get in
+                k = 4 * kernels.weakest(cent, MAX_CENTRES)
             cent[k] = r[0]
             cent[k + 1] = r[1]
             cent[k + 2] = width
             cent[k + 3] = 1
-            self._nc += 1
 
 
 def triples(centres, limit=12):

@@ -381,6 +381,23 @@ def near_centre(cent_buf, nc: int, x2: int, y2: int, t: int, mode: int) -> int:
     return -1
 
 
+def weakest(cent_buf, nc: int) -> int:
+    """Index of the finder centre (int32 quads, as near_centre) with the fewest row hits; the
+    oldest of equals.  The scanner overwrites it when its buffer is full, so that a busy code
+    cannot crowd out a finder lower in the frame."""
+    cent = ptr32(cent_buf)
+    best = 0
+    lo = cent[3]
+    i = 1
+    while i < nc:
+        c = cent[4 * i + 3]
+        if c < lo:
+            lo = c
+            best = i
+        i += 1
+    return best
+
+
 def sample_grid(b_buf, w: int, h: int, coef_buf, size: int, spread: int, grid_buf) -> int:
     """Sample the module grid through a fixed-point homography.
 

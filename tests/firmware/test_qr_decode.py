@@ -40,6 +40,35 @@ SAMPLES = (
     )),
 )
 
+# A short payload in a large code (version 13, level M, mask 0, made with segno): its padding
+# (0xEC 0x11 repeated) fills the data area with finder-like spots, more than the centre buffer
+# holds; the third finder, lowest in the frame, must still get in.
+CROWDED = (b'\x1a\x7a\xce', 69, (
+    0x1fc4b4366b77777f7f, 0x105a96abbe22222841, 0x174854eeeb99999c5d,
+    0x17479fc88addddd15d, 0x175930cddf8888855d, 0x1048ae447199999c41,
+    0x1fd55555555555557f, 0xd9aed188888900, 0x154133c99fdddddf12,
+    0x2a7d8c9aa88888a84, 0xdc178545edddddfd1, 0x1727981d1b66666664,
+    0x18c850334e22222125, 0x19a6cc3e147777757a, 0x27770f3b16666646e,
+    0xdb0f922e48888898b, 0x17413001b5dddddfde, 0x283d8d9aa88888a84,
+    0x1df17b105edddddfd1, 0xf179a411b66666664, 0x18c8501f4e22222125,
+    0x19b6cc6614777775ba, 0x12777313b16666646a, 0xdb0fa22e48888898b,
+    0x1f413041b5dddddfde, 0x1283d4d9aa88888a84, 0xdf173405edddddfd1,
+    0x7179ad11b66666664, 0xcb503f4e22222125, 0x17b5c036147777757a,
+    0x275f333b16666646d, 0x19b27622e4888889aa, 0x1bf23841bfdddddffd,
+    0x3121cd9b188888b14, 0x952334055dddddd51, 0x317dad13166666714,
+    0x5fa583f5f222223f5, 0x16b570363a7777761a, 0x77df333b56666654e,
+    0x1c069622d188888b3b, 0x1ae71841a4dddddf9e, 0x73aecd9a1888889d4,
+    0xc4a23484bddddde81, 0x1897ad92e66666694, 0x5caf93b5b22222075,
+    0x1731c13e3a7777762a, 0x7f1c03fb56666657e, 0x1d0eb62ad188888b2b,
+    0x1acf0a49a4dddddf9e, 0x696edd9a1888889d4, 0xcda22484bddddde81,
+    0x1a14a952e66666694, 0x4dafbcb5b22222075, 0x1601c1263a7777762a,
+    0x641c147b56666657e, 0x1caeb50ad188888b2b, 0x13ef0b25a4dddddf9e,
+    0x686ee8da1888889dc, 0x15ca2e884bddddde81, 0x103140952e66666690,
+    0x137af7ab5f222221f9, 0x11c516317777751a, 0x1fc1cde7956666655e,
+    0x104eb55ad188888b1b, 0x175c0b45bfddddddfe, 0x1747ea2db488888a86,
+    0x175be29865ddddde51, 0x1040cca50a66666786, 0x1fdaffab5e22222257,
+))
+
 
 def render(rows, size, module, inverted=False, mirrored=False, width=0, height=0, quiet=4):
     """A grey frame with the code centred on a light (or dark, when inverted) background."""
@@ -85,6 +114,13 @@ def test_mirrored_code_decodes():
     for payload, size, rows in SAMPLES[:2]:
         frame, w, h = render(rows, size, 2, mirrored=True)
         assert decode(frame, w, h) == [payload]
+
+
+def test_crowded_code_keeps_its_third_finder():
+    payload, size, rows = CROWDED
+    for inverted, mirrored in ((False, False), (True, True), (False, True)):
+        frame, w, h = render(rows, size, 3, inverted=inverted, mirrored=mirrored)
+        assert decode(frame, w, h) == [payload], (inverted, mirrored)
 
 
 def test_memoryview_input():

@@ -496,3 +496,14 @@ def test_near_centre_matches_reference():
         assert kernels.near_centre(cent, 8, x2, y2, t, mode) == want
         if want >= 0:
             assert cent[4 * want + 3] == before + 1
+
+
+def test_weakest_is_the_fewest_hits_oldest_first():
+    cent = array("i", [0] * 4 * 6)
+    for i, count in enumerate((5, 3, 9, 3, 4, 7)):
+        cent[4 * i + 3] = count
+    assert kernels.weakest(cent, 6) == 1
+    assert kernels.weakest(cent, 1) == 0
+    cent[4 * 5 + 3] = 1
+    assert kernels.weakest(cent, 6) == 5
+    assert kernels.weakest(cent, 5) == 1  # only the first nc count
