@@ -39,6 +39,8 @@ def add_arguments(parser):
     parser.add_argument("--ledger", default="", help="ledger URL for --decider tokens "
                         "(default: an SQLite file in the bench's temp folder)")
     parser.add_argument("--workers", type=int, default=1, help="bridge threads deciding scans")
+    parser.add_argument("--bridges", type=int, default=1,
+                        help="bridge processes in the share group (one ledger file between them)")
     parser.add_argument("--json", action="store_true")
 
 
@@ -96,7 +98,7 @@ def _cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def _bridge_worker(url, trust_json, ledger_url, conn, workers=1):
+def _bridge_worker(url, trust_json, ledger_url, conn, workers=1, index=1):
     import os
     if os.environ.get("SB_PROFILE"):
         import cProfile
@@ -125,7 +127,7 @@ def _bridge_worker(url, trust_json, ledger_url, conn, workers=1):
             reasons[verdict.reason] = reasons.get(verdict.reason, 0) + 1
     service.add_listener(count)
     link = start_mqtt_link(url, service, site=SITE, group="bench", username=BRIDGE_USER,
-                           password=BRIDGE_PW, client_id="fleet-bridge-1", wait=10, workers=workers)
+                           password=BRIDGE_PW, client_id="fleet-bridge-%d" % index, wait=10, workers=workers)
     gc.collect()
     gc.freeze()  # as `scanbridge run` does once it is set up
     conn.send("ready")
@@ -282,7 +284,7 @@ def _anchor(port, rate, seconds):
 
 
 def run(scanners, rate, seconds, drain=15.0, anchor_seconds=5.0, anchor_rate=0, anchor=True,
-        decider="tokens", ledger="", workers=1):
+        decider="tokens", ledger="", workers=1, bridges=1):
     from scanbridge_tools.broker import Broker
     limit = _raise_fd_limit(scanners * 2 + 256)
     folder = Path(tempfile.mkdtemp(prefix="sb-fleet-"))
@@ -294,42 +296,75 @@ def run(scanners, rate, seconds, drain=15.0, anchor_seconds=5.0, anchor_rate=0, 
     # The anchor runs first, on the same broker, while no bridge is subscribed to its topic.
     anchor_out = _anchor(broker.port, anchor_rate or rate, anchor_seconds) if anchor else None
     ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe()
-    worker = ctx.Process(target=_bridge_worker, daemon=True,
-                         args=(broker.url, trust_json, ledger or "sqlite:%s/ledger.db" % folder, child,
-                               workers))
-    worker.start()
+    pipes = []
+    procs = []
+    for k in range(1, max(1, bridges) + 1):
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_bridge_worker, daemon=True,
+                           args=(broker.url, trust_json, ledger or "sqlite:%s/ledger.db" % folder, child,
+                                 workers, k))
+        proc.start()
+        pipes.append(parent)
+        procs.append(proc)
     try:
-        if not parent.poll(30) or parent.recv() != "ready":
-            raise RuntimeError("the bridge process did not start")
+        for parent in pipes:
+            if not parent.poll(30) or parent.recv() != "ready":
+                raise RuntimeError("a bridge process did not start")
         out = asyncio.run(_fleet(broker.port, scanners, rate, seconds, drain, tokens))
-        parent.send("stop")
-        bridge = parent.recv() if parent.poll(30) else {}
+        for parent in pipes:
+            parent.send("stop")
+        each = [parent.recv() if parent.poll(30) else {} for parent in pipes]
+        bridge = _merge_bridges(each)
         # A duplicate is a scan answered twice at the scanner, or a token that reached the
         # decider a second time (refused "replayed": it slipped past the link's de-dupe).
         replayed = bridge.get("reasons", {}).get("replayed", 0)
         out.update({"scanners": scanners, "rate": rate, "seconds": seconds, "fd_limit": limit,
-                    "workers": workers,
+                    "workers": workers, "bridges": len(pipes),
                     "duplicates": out["duplicate_results"] + replayed,
                     "bridge": bridge, "decider": bridge.get("decider")})
+        if len(each) > 1:
+            out["per_bridge"] = each
         if anchor_out is not None:
             out["anchor"] = anchor_out
         return out
     finally:
-        worker.join(5)
-        if worker.is_alive():
-            worker.terminate()
+        for proc in procs:
+            proc.join(5)
+            if proc.is_alive():
+                proc.terminate()
         broker.kill()
+
+
+def _merge_bridges(each):
+    """One bridge's report as it is; several: counts summed, the worst of the percentiles and
+    GC pauses, CPU per scan weighted by each bridge's scans."""
+    if len(each) == 1:
+        return each[0]
+    out: dict = {"decider": each[0].get("decider"), "reasons": {}}
+    scans = sum(b.get("scans", 0) for b in each)
+    for b in each:
+        for k, v in b.get("reasons", {}).items():
+            out["reasons"][k] = out["reasons"].get(k, 0) + v
+        for k in ("scans", "decided", "batches", "gc_pauses", "gc_gen2"):
+            out[k] = out.get(k, 0) + b.get(k, 0)
+        for k in ("largest_batch", "gc_max_ms", "in_bridge_p50_ms", "in_bridge_p99_ms"):
+            if b.get(k) is not None:
+                out[k] = max(out.get(k) or 0, b[k])
+    out["cpu_ms_per_scan"] = round(sum(b.get("cpu_ms_per_scan", 0) * b.get("scans", 0) for b in each)
+                                   / max(1, scans), 3)
+    out["scans_per_bridge"] = [b.get("scans", 0) for b in each]
+    return out
 
 
 def main(args):
     out = run(args.scanners, args.rate, args.seconds, args.drain, args.anchor_seconds,
-              args.anchor_rate, not args.no_anchor, args.decider, args.ledger, args.workers)
+              args.anchor_rate, not args.no_anchor, args.decider, args.ledger, args.workers,
+              getattr(args, "bridges", 1))
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
-    print("fleet: %d scanners, %.0f scans/s for %.0f s through mosquitto (decider: %s)"
-          % (out["scanners"], out["rate"], out["seconds"], out["decider"]))
+    print("fleet: %d scanners, %.0f scans/s for %.0f s through mosquitto to %d bridge(s) (decider: %s)"
+          % (out["scanners"], out["rate"], out["seconds"], out["bridges"], out["decider"]))
     rows = [("sent", out["sent"]), ("accepted", out["accepted"]), ("lost", out["lost"]),
             ("duplicates", out["duplicates"]), ("refused (queue full)", out["refused_queue_full"]),
             ("republished", out["republished"]), ("p50 ms (publish -> RESULT)", out["p50_ms"]),
@@ -339,6 +374,7 @@ def main(args):
         rows += [("bridge: time in bridge p50 / p99 ms", "%s / %s" % (b.get("in_bridge_p50_ms"), b.get("in_bridge_p99_ms"))),
                  ("bridge: decision batches (largest)", "%s (%s)" % (b.get("batches"), b.get("largest_batch"))),
                  ("bridge: CPU ms per scan", b.get("cpu_ms_per_scan")),
+                 ("bridge: scans per bridge", " / ".join(str(n) for n in b.get("scans_per_bridge", [b.get("scans")]))),
                  ("bridge: GC pauses (full), longest ms", "%s (%s), %s" % (b.get("gc_pauses"), b.get("gc_gen2"), b.get("gc_max_ms")))]
     if "anchor" in out:
         a = out["anchor"]
@@ -353,4 +389,4 @@ if __name__ == "__main__":
     sys.exit(main(__import__("argparse").Namespace(scanners=10, rate=50, seconds=3, drain=10,
                                                    anchor_seconds=2, anchor_rate=0, no_anchor=False,
                                                    decider="tokens", ledger="", workers=1,
-                                                   json=True)))
+                                                   bridges=1, json=True)))
