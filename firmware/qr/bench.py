@@ -191,10 +191,20 @@ async def command(app, args):
     mode = args.get("mode", "scan")
     if mode not in ("scan", "full"):
         raise ValueError("mode must be scan or full")
+    from scanbridge_fw.commands import CommandError
+    camera = getattr(app, "camera", None)
+    fault = camera.fault if camera is not None else None
+    if fault is not None:  # a degraded scanner: say why, as diag would, instead of a traceback
+        raise CommandError("camera_fault", "no frames to bench: %s: %s" % (fault["code"], fault["message"]))
     frames = []
     width = height = 0
+    last_error = ""
     for _ in range(count):
-        got = await app.board.capture()
+        try:
+            got = await app.board.capture()
+        except Exception as e:  # the driver's words, not a crash of the command
+            last_error = repr(e)
+            got = None
         if got is None:
             continue
         gray, width, height = got
@@ -203,7 +213,8 @@ async def command(app, args):
         r = run([gray], width, height, False, mode, qr.decoder_for(width, height))
         frames.append(r)
     if not frames:
-        return {"frames": 0, "error": "capture_failed"}
+        raise CommandError("capture_failed", "the camera gave none of %d frames%s"
+                           % (count, (": " + last_error) if last_error else ""))
     n = len(frames)
     ms = sum(f["ms_per_frame"] for f in frames) / n
     return {"frames": n, "width": width, "height": height, "mode": mode,

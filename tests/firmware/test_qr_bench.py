@@ -42,3 +42,28 @@ async def test_bench_command_over_the_command_registry():
     assert r["fps"] > 0
     bad = await commands.dispatch(app, {"id": 8, "cmd": "bench", "args": {"frames": 0}})
     assert not bad["ok"]
+
+
+class _FaultyCamera:
+    fault = {"code": "camera_init_failed", "message": "Camera probe failed with error 0x105"}
+
+
+class _Raising:
+    async def capture(self):
+        raise OSError(110)
+
+
+async def test_bench_command_on_a_scanner_without_frames_says_why():
+    from scanbridge_fw import commands
+    app = _App(_Raising())
+    app.camera = _FaultyCamera()
+    reply = await commands.dispatch(app, {"id": 9, "cmd": "bench", "args": {"frames": 2}})
+    assert not reply["ok"] and reply["error"]["code"] == "camera_fault"
+    assert "0x105" in reply["error"]["message"]
+    app.camera = None  # no fault known, but every capture fails
+    reply = await commands.dispatch(app, {"id": 10, "cmd": "bench", "args": {"frames": 2}})
+    assert not reply["ok"] and reply["error"]["code"] == "capture_failed"
+    assert "110" in reply["error"]["message"]
+    app = _App(_Board([None, None]))
+    reply = await commands.dispatch(app, {"id": 11, "cmd": "bench", "args": {"frames": 2}})
+    assert reply["error"]["code"] == "capture_failed" and "none of 2" in reply["error"]["message"]
