@@ -76,7 +76,10 @@ class Decoder:
         self._data = bytearray(tables.total_codewords(max_version))
         self._block = bytearray(160)  # longest RS block is 153 codewords
         self._gray = b""
-        self._good = -1  # streaming: index in PASSES of the pass that last decoded
+        # streaming: index in PASSES of the pass that last decoded; until one has, pass 0 (the
+        # cheapest, dark on light like nearly every payment code) stands in for it, so that a
+        # code shown for only 2 frames is read whatever the rotation was at
+        self._good = 0
         self._rot = 0  # streaming: next pass of the rotation
         self._alt = False  # streaming: this frame belongs to the known-good pass
         self.last_pass = -1

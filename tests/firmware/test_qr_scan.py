@@ -34,6 +34,18 @@ def test_light_on_dark_code_is_reached_by_the_rotation():
     assert dec.scan(frame) == [payload]
 
 
+def test_a_fresh_decoder_reads_a_brief_code_wherever_its_rotation_is():
+    # a phone held up for only two frames, after any number of empty frames
+    payload, size, rows = SAMPLES[1]
+    frame, w, h = render(rows, size, 3, width=160, height=120)
+    blank = bytes(w * h)
+    for idle in range(len(decoder.PASSES) + 1):
+        dec = decoder.Decoder(w, h)
+        for _ in range(idle):
+            dec.scan(blank)
+        assert _frames_to_read(dec, frame, 2) >= 1, idle
+
+
 def test_blank_frames_visit_every_pass_and_stay_cheap():
     w, h = 96, 80
     dec = decoder.Decoder(w, h)
