@@ -291,9 +291,13 @@ async def selftest(app, args):
     """Camera frame, LEDs, buzzer, and the decoder on a built-in QR code."""
     board = app.board
     out = {}
+    fw = fh = 0
     try:
         frame = await _frame(app)
         out["camera"] = {"ok": frame is not None, "detail": "" if frame is not None else "no frame"}
+        if frame is not None:
+            fw, fh = frame[1], frame[2]
+        frame = None  # the driver's buffer: not kept past the next capture
     except Exception as e:
         out["camera"] = {"ok": False, "detail": _err_text(e)}
     try:
@@ -311,7 +315,9 @@ async def selftest(app, args):
         out["buzzer"] = {"ok": True, "detail": "2 kHz for 120 ms: listen"}
     except Exception as e:
         out["buzzer"] = {"ok": False, "detail": str(e)}
-    gray, w, h = selftest_image()
+    # at the camera's resolution, so that the scanner's decoder (and its ~140 KB of buffers,
+    # sized per resolution) serves the self-test too instead of being replaced twice
+    gray, w, h = selftest_image(width=fw, height=fh)
     t0 = ticks_ms()
     try:
         codes = app.decode(gray, w, h)
@@ -325,21 +331,29 @@ async def selftest(app, args):
     return out
 
 
-def selftest_image(scale=3, quiet=4):
-    """The built-in code as a gray frame (black modules 0, white 255): (buffer, w, h)."""
+def selftest_image(scale=3, quiet=4, width=0, height=0):
+    """The built-in code as a gray frame (black modules 0, white 255): (buffer, w, h). The frame
+    is width x height with the code in its middle when that is big enough, else just the code."""
     side = (_QR_N + 2 * quiet) * scale
-    buf = bytearray(b"\xff" * (side * side))
+    w = width if width >= side and height >= side else side
+    h = height if width >= side and height >= side else side
+    ox = (w - side) // 2 + quiet * scale
+    oy = (h - side) // 2 + quiet * scale
+    buf = bytearray(w * h)  # white, a row at a time: no second frame-sized copy
+    white = b"\xff" * w
+    for y in range(h):
+        buf[y * w:(y + 1) * w] = white
     for r in range(_QR_N):
         bits = _SELFTEST_ROWS[r]
         for c in range(_QR_N):
             if bits & (1 << (_QR_N - 1 - c)):
-                y0 = (r + quiet) * scale
-                x0 = (c + quiet) * scale
+                y0 = oy + r * scale
+                x0 = ox + c * scale
                 for dy in range(scale):
-                    row = (y0 + dy) * side + x0
+                    row = (y0 + dy) * w + x0
                     for dx in range(scale):
                         buf[row + dx] = 0
-    return buf, side, side
+    return buf, w, h
 
 
 def _fw():

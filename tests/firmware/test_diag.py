@@ -187,6 +187,20 @@ def test_selftest_image_has_finder_patterns():
     assert w == h == (21 + 8) * 3
     assert gray[(4 * 3 + 1) * w + 4 * 3 + 1] == 0  # top-left finder corner is dark
     assert gray[0] == 255  # quiet zone
+    gray, w, h = diag.selftest_image(width=320, height=240)  # the camera's frame size
+    assert (w, h, len(gray)) == (320, 240, 320 * 240)
+    ox, oy = (320 - 87) // 2 + 12, (240 - 87) // 2 + 12
+    assert gray[(oy + 1) * w + ox + 1] == 0 and gray[oy * w + ox - 1] == 255
+    assert diag.selftest_image(width=40, height=300)[1:] == (87, 87)  # too narrow: just the code
+
+
+async def test_selftest_decodes_at_the_cameras_resolution_with_the_scanners_decoder():
+    from scanbridge_fw import qr
+    kept = qr.decoder_for(320, 240)
+    app = _app(FakeBoard(w=320, h=240), decode=qr.decode)
+    r = await _call(app, "diag.selftest")
+    assert r["decoder"]["ok"], r
+    assert qr.decoder_for(320, 240) is kept  # its buffers were not replaced for the self-test
 
 
 async def test_a_degraded_scanner_reports_its_camera_and_health_still_fits_one_reply():
