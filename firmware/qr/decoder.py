@@ -144,10 +144,12 @@ class Decoder:
         return found
 
     def _scan(self, max_triples):
-        bits = self.binarizer.bits
+        binz = self.binarizer
+        # the binary image: grey against the block thresholds, read where needed (kernels)
+        bits = (self._gray, binz.thr, binz.tk)
         w = self.width
         h = self.height
-        centres = self.finders.find(bits, w, h)
+        centres = self.finders.find(self._gray, binz.thr, binz.tk, w, h)
         if len(centres) < 3:
             return []
         results = []

@@ -34,15 +34,16 @@ class FinderScanner:
         self._cent = array("i", (0 for _ in range(4 * MAX_CENTRES)))
         self._nc = 0
 
-    def find(self, bits, w, h):
-        """Confirmed finder centres, most row hits first."""
+    def find(self, img, thr, tk, w, h):
+        """Confirmed finder centres, most row hits first (binary image: grey img against the
+        block thresholds thr, tk as in kernels.find_rows)."""
         hits = self._hits
         self._nc = 0
         # bands of rows, so that a busy top of the frame cannot use up the hit buffer
         for y0 in range(0, h, BAND):
-            n = kernels.find_rows(bits, w, y0, min(h, y0 + BAND), self.step, ROW_TOL, hits, MAX_ROW_HITS)
+            n = kernels.find_rows(img, thr, tk, w, y0, min(h, y0 + BAND), self.step, ROW_TOL, hits, MAX_ROW_HITS)
             if n:
-                self._confirm(bits, w, h, hits, n)
+                self._confirm(img, thr, tk, w, h, hits, n)
         cent = self._cent
         centres = []
         for i in range(self._nc):
@@ -52,7 +53,7 @@ class FinderScanner:
         centres.sort(key=lambda c: -c.count)
         return centres
 
-    def _confirm(self, bits, w, h, hits, n):
+    def _confirm(self, img, thr, tk, w, h, hits, n):
         cent = self._cent
         r = self._runs
         for i in range(n):
@@ -61,7 +62,7 @@ class FinderScanner:
             t = hits[3 * i + 2]
             if kernels.near_centre(cent, self._nc, x2, 2 * y + 1, t, 0) >= 0:
                 continue  # another row of a centre already found
-            if not kernels.confirm_hit(bits, w, h, x2, y, t, CROSS_TOL, r):
+            if not kernels.confirm_hit(img, thr, tk, w, h, x2, y, t, CROSS_TOL, r):
                 continue
             # A rotated finder looks wider along rows and columns; the narrowest of the four
             # directions is within 8 % of the true width whatever the rotation (x 1000).

@@ -15,8 +15,10 @@ class GridSampler:
 
     def sample(self, bits, w, h, coef, size, spread):
         """Sample `size` x `size` modules through the fixed-point homography `coef` (see
-        kernels.quad_coef); returns the number of module centres that fell outside the frame."""
-        return kernels.sample_grid(bits, w, h, coef, size, spread, self.grid)
+        kernels.quad_coef) from the binary image `bits` = (grey, block thresholds, tk: see
+        kernels.find_rows); returns the number of module centres that fell outside the frame."""
+        img, thr, tk = bits
+        return kernels.sample_grid(img, thr, tk, w, h, coef, size, spread, self.grid)
 
 
 _ALIGN_OUT = array("i", (0 for _ in range(3)))
@@ -30,7 +32,8 @@ def find_alignment(bits, w, h, ex, ey, ms, radius):
         m = 1
     near = int(4 * ms * ms * 256)
     out = _ALIGN_OUT
-    n = kernels.find_alignment(bits, w, h, int(ex * 16), int(ey * 16), m, radius, near, out)
+    img, thr, tk = bits
+    n = kernels.find_alignment(img, thr, tk, w, h, int(ex * 16), int(ey * 16), m, radius, near, out)
     if n == 0:
         return None
     return out[0] / n + 0.5, out[1] / n + 0.5
@@ -112,7 +115,8 @@ class Fitter:
         self.steps += 1
         if kernels.quad_coef(self.pts, self.size, self.coef) == 0:
             return -1
-        return kernels.score_grid(bits, w, h, self.coef, self.tmpl, self.n)
+        img, thr, tk = bits
+        return kernels.score_grid(img, thr, tk, w, h, self.coef, self.tmpl, self.n)
 
     def refine(self, bits, w, h, ms, rounds, first=0.5):
         """Hill-climb the anchors: moves of `first` module, halved each round."""

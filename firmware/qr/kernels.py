@@ -121,128 +121,121 @@ def block_smooth(avg_buf, bw: int, bh: int, r: int, bias: int, thr_buf, col_buf)
     return bw * bh
 
 
-def apply_threshold(img_buf, w: int, h: int, bs: int, bw: int, thr_buf, out_buf) -> int:
-    """out[i] = 1 where the pixel is at or below its block's threshold (dark), else 0."""
+def find_rows(img_buf, thr_buf, tk: int, w: int, y0: int, y1: int, step: int, tol: int, out_buf, maxn: int) -> int:
+    """Scan every `step`-th row from y0 up to (not incl.) y1 of the thresholded image (a pixel
+    is dark when grey <= its block's threshold, see `tk`) for dark-light-dark-light-dark runs in
+    the ratio 1:1:3:1:1 (each run within tol percent of its ideal length).  Writes (2*centre x,
+    y, total width) triples into out; returns how many (at most maxn).
+
+    `tk` describes the threshold map thr (one byte per block, row-major): block size 1 << (tk &
+    7), blocks per row tk >> 4, and bit 3 set for light-on-dark codes (dark = grey above the
+    threshold).  Every kernel that reads the binary image takes (img, thr, tk): the binary
+    image is never written out."""
     img = ptr8(img_buf)
     thr = ptr8(thr_buf)
-    out = ptr8(out_buf)
-    dark = 0
-    y = 0
-    while y < h:
-        brow = (y // bs) * bw
-        x0 = 0
-        while x0 < w:
-            x1 = x0 + bs
-            if x1 > w:
-                x1 = w
-            t = thr[brow + x0 // bs]
-            i = y * w + x0
-            e = y * w + x1
-            while i < e:
-                if img[i] <= t:
-                    out[i] = 1
-                    dark += 1
-                else:
-                    out[i] = 0
-                i += 1
-            x0 = x1
-        y += 1
-    return dark
-
-
-def invert(buf_buf, n: int) -> int:
-    """Flip a 0/1 image in place (light-on-dark codes)."""
-    buf = ptr8(buf_buf)
-    i = 0
-    while i < n:
-        buf[i] = 1 - buf[i]
-        i += 1
-    return n
-
-
-def find_rows(b_buf, w: int, y0: int, y1: int, step: int, tol: int, out_buf, maxn: int) -> int:
-    """Scan every `step`-th row from y0 up to (not incl.) y1 of a 0/1 image for dark-light-dark-light-dark runs in the ratio
-    1:1:3:1:1 (each run within tol percent of its ideal length).  Writes (2*centre x, y, total
-    width) triples into out; returns how many (at most maxn)."""
-    b = ptr8(b_buf)
     out = ptr16(out_buf)
+    sh = tk & 7
+    inv = (tk >> 3) & 1
+    one = 1 - inv
+    bw = tk >> 4
+    m = (1 << sh) - 1
     n = 0
     y = y0
     while y < y1:
         row = y * w
+        brow = (y >> sh) * bw
         r0 = 0
         r1 = 0
         r2 = 0
         r3 = 0
         r4 = 0
         runs = 0
-        cur = 0
-        col = b[row]
+        col = inv
+        if img[row] <= thr[brow]:
+            col = one
         x = 0
-        while x <= w:
-            v = 2
-            if x < w:
-                v = b[row + x]
-            if v == col:
-                cur += 1
-            else:
-                r0 = r1
-                r1 = r2
-                r2 = r3
-                r3 = r4
-                r4 = cur
-                runs += 1
-                if col == 1 and runs >= 5:
-                    t = r0 + r1 + r2 + r3 + r4
-                    if t >= 7:
-                        lim = t * tol
-                        ok = 1
-                        e = 7 * r0 - t
-                        if e < 0:
-                            e = -e
-                        if e * 100 >= lim:
-                            ok = 0
-                        e = 7 * r1 - t
-                        if e < 0:
-                            e = -e
-                        if e * 100 >= lim:
-                            ok = 0
-                        e = 7 * r3 - t
-                        if e < 0:
-                            e = -e
-                        if e * 100 >= lim:
-                            ok = 0
-                        e = 7 * r4 - t
-                        if e < 0:
-                            e = -e
-                        if e * 100 >= lim:
-                            ok = 0
-                        e = 7 * r2 - 3 * t
-                        if e < 0:
-                            e = -e
-                        if e * 100 >= 3 * lim:
-                            ok = 0
-                        if ok == 1 and n < maxn:
-                            out[3 * n] = 2 * x - 2 * r4 - 2 * r3 - r2
-                            out[3 * n + 1] = y
-                            out[3 * n + 2] = t
-                            n += 1
-                col = v
-                cur = 1
-            x += 1
+        i = row
+        start = 0
+        while x < w:
+            # extend the run of colour col from x, one threshold block at a time
+            while x < w:
+                xe = (x | m) + 1
+                if xe > w:
+                    xe = w
+                t = thr[brow + (x >> sh)]
+                while x < xe:
+                    v = inv
+                    if img[i] <= t:
+                        v = one
+                    if v != col:
+                        break
+                    x += 1
+                    i += 1
+                if x < xe:
+                    break
+            # the run [start, x) of colour col has ended (at a colour change or the row's end)
+            r0 = r1
+            r1 = r2
+            r2 = r3
+            r3 = r4
+            r4 = x - start
+            runs += 1
+            if col == 1 and runs >= 5:
+                t = r0 + r1 + r2 + r3 + r4
+                if t >= 7:
+                    lim = t * tol
+                    ok = 1
+                    e = 7 * r0 - t
+                    if e < 0:
+                        e = -e
+                    if e * 100 >= lim:
+                        ok = 0
+                    e = 7 * r1 - t
+                    if e < 0:
+                        e = -e
+                    if e * 100 >= lim:
+                        ok = 0
+                    e = 7 * r3 - t
+                    if e < 0:
+                        e = -e
+                    if e * 100 >= lim:
+                        ok = 0
+                    e = 7 * r4 - t
+                    if e < 0:
+                        e = -e
+                    if e * 100 >= lim:
+                        ok = 0
+                    e = 7 * r2 - 3 * t
+                    if e < 0:
+                        e = -e
+                    if e * 100 >= 3 * lim:
+                        ok = 0
+                    if ok == 1 and n < maxn:
+                        out[3 * n] = 2 * x - 2 * r4 - 2 * r3 - r2
+                        out[3 * n + 1] = y
+                        out[3 * n + 2] = t
+                        n += 1
+            col = 1 - col
+            start = x
         y += step
     return n
 
 
-def confirm_hit(b_buf, w: int, h: int, x2: int, y: int, maxc: int, tol: int, out_buf) -> int:
+def confirm_hit(img_buf, thr_buf, tk: int, w: int, h: int, x2: int, y: int, maxc: int, tol: int, out_buf) -> int:
     """Cross-check a row hit (centre x2 / 2, row y, width maxc) through the finder: along the
     column (which re-centres y), the row (re-centres x), then both diagonals.  Each line must
     show dark-light-dark-light-dark around the centre in 1:1:3:1:1 (light runs within tol
     percent, outer dark runs within 1.5 tol, the centre within 3 tol; every run < maxc).
     out = [2 x centre, 2 y centre, column width, row width, diagonal widths (0 = failed)].
-    Returns 1 when the column, the row and at least one diagonal pass."""
-    b = ptr8(b_buf)
+    Returns 1 when the column, the row and at least one diagonal pass (binary image as in
+    find_rows)."""
+    img = ptr8(img_buf)
+    thr = ptr8(thr_buf)
     out = ptr32(out_buf)
+    sh = tk & 7
+    inv = (tk >> 3) & 1
+    one = 1 - inv
+    bw = tk >> 4
     px = x2 // 2
     py = y
     r0 = 0
@@ -264,7 +257,10 @@ def confirm_hit(b_buf, w: int, h: int, x2: int, y: int, maxc: int, tol: int, out
         if dirn == 2:
             dy = 1
         total = 0
-        if b[py * w + px] == 1:
+        v = inv
+        if img[py * w + px] <= thr[(py >> sh) * bw + (px >> sh)]:
+            v = one
+        if v == 1:
             # runs: centre, light, dark going +; centre, light, dark going -
             s = 0
             sgn = 1
@@ -277,7 +273,12 @@ def confirm_hit(b_buf, w: int, h: int, x2: int, y: int, maxc: int, tol: int, out
                     if kk == 1:
                         want = 0
                     c = 0
-                    while 0 <= cx and cx < w and 0 <= cy and cy < h and b[cy * w + cx] == want and c < maxc:
+                    while c < maxc and 0 <= cx and cx < w and 0 <= cy and cy < h:
+                        v = inv
+                        if img[cy * w + cx] <= thr[(cy >> sh) * bw + (cx >> sh)]:
+                            v = one
+                        if v != want:
+                            break
                         c += 1
                         cx += dx * sgn
                         cy += dy * sgn
@@ -398,17 +399,23 @@ def weakest(cent_buf, nc: int) -> int:
     return best
 
 
-def sample_grid(b_buf, w: int, h: int, coef_buf, size: int, spread: int, grid_buf) -> int:
+def sample_grid(img_buf, thr_buf, tk: int, w: int, h: int, coef_buf, size: int, spread: int, grid_buf) -> int:
     """Sample the module grid through a fixed-point homography.
 
     coef (11 int32, from quad_coef) maps the module centre (u, v) = (2c+1, 2r+1), in half-module
     units, to the pixel x = (c9 + (c0 u + c1 v + c2) // (c6 u + c7 v + c8)) >> 4, y likewise with
     c3, c4, c5 and c10: the origin c9, c10 and the offsets are in 1/16 pixel.  With spread
     > 0 each module is the majority of 5 pixels (centre and +-spread in x and y).  Writes 0/1 per
-    module; returns how many sample points fell outside the image."""
-    b = ptr8(b_buf)
+    module (binary image as in find_rows); returns how many sample points fell outside the
+    image."""
+    img = ptr8(img_buf)
+    thr = ptr8(thr_buf)
     coef = ptr32(coef_buf)
     grid = ptr8(grid_buf)
+    sh = tk & 7
+    inv = (tk >> 3) & 1
+    one = 1 - inv
+    bw = tk >> 4
     outside = 0
     r = 0
     while r < size:
@@ -427,17 +434,28 @@ def sample_grid(b_buf, w: int, h: int, coef_buf, size: int, spread: int, grid_bu
             if x < 0 or y < 0 or x >= w or y >= h:
                 outside += 1
             else:
-                bit = b[y * w + x]
+                bit = inv
+                if img[y * w + x] <= thr[(y >> sh) * bw + (x >> sh)]:
+                    bit = one
                 if spread > 0:
                     votes = 2 * bit
-                    if x >= spread:
-                        votes += b[y * w + x - spread]
-                    if x + spread < w:
-                        votes += b[y * w + x + spread]
-                    if y >= spread:
-                        votes += b[(y - spread) * w + x]
-                    if y + spread < h:
-                        votes += b[(y + spread) * w + x]
+                    k = 0
+                    while k < 4:
+                        xx = x
+                        yy = y
+                        if k == 0:
+                            xx = x - spread
+                        elif k == 1:
+                            xx = x + spread
+                        elif k == 2:
+                            yy = y - spread
+                        else:
+                            yy = y + spread
+                        if 0 <= xx and xx < w and 0 <= yy and yy < h:
+                            votes += inv
+                            if img[yy * w + xx] <= thr[(yy >> sh) * bw + (xx >> sh)]:
+                                votes += one - inv
+                        k += 1
                     bit = 0
                     if votes >= 3:
                         bit = 1
@@ -450,12 +468,18 @@ def sample_grid(b_buf, w: int, h: int, coef_buf, size: int, spread: int, grid_bu
     return outside
 
 
-def score_grid(b_buf, w: int, h: int, coef_buf, tmpl_buf, n: int) -> int:
+def score_grid(img_buf, thr_buf, tk: int, w: int, h: int, coef_buf, tmpl_buf, n: int) -> int:
     """How many of the n template modules (row, column, expected 0/1 triples in tmpl) sample to
-    their expected colour through the homography coef (as in sample_grid)."""
-    b = ptr8(b_buf)
+    their expected colour through the homography coef (as in sample_grid; binary image as in
+    find_rows)."""
+    img = ptr8(img_buf)
+    thr = ptr8(thr_buf)
     coef = ptr32(coef_buf)
     tmpl = ptr16(tmpl_buf)
+    sh = tk & 7
+    inv = (tk >> 3) & 1
+    one = 1 - inv
+    bw = tk >> 4
     good = 0
     i = 0
     while i < n:
@@ -466,7 +490,10 @@ def score_grid(b_buf, w: int, h: int, coef_buf, tmpl_buf, n: int) -> int:
             x = (coef[9] + (coef[0] * u + coef[1] * v + coef[2]) // dd) >> 4
             y = (coef[10] + (coef[3] * u + coef[4] * v + coef[5]) // dd) >> 4
             if 0 <= x and x < w and 0 <= y and y < h:
-                if b[y * w + x] == tmpl[3 * i + 2]:
+                v = inv
+                if img[y * w + x] <= thr[(y >> sh) * bw + (x >> sh)]:
+                    v = one
+                if v == tmpl[3 * i + 2]:
                     good += 1
         i += 1
     return good
@@ -605,16 +632,20 @@ def quad_coef(pts_buf, size: int, coef_buf) -> int:
     return 1
 
 
-def find_alignment(b_buf, w: int, h: int, ex16: int, ey16: int, m: int, radius: int, near: int, out_buf) -> int:
+def find_alignment(img_buf, thr_buf, tk: int, w: int, h: int, ex16: int, ey16: int, m: int, radius: int, near: int, out_buf) -> int:
     """Alignment pattern (dark dot, light ring at m pixels, dark ring at 2m, 8 directions each)
     around the estimate (ex16, ey16) (1/16 pixel) within `radius` pixels: the best-scoring
     pixels, and among them the plateau nearest the estimate (`near`: how much farther, in
-    1/256 px^2, still counts as the same plateau).  out = [sum x, sum y, count]; returns count."""
-    b = ptr8(b_buf)
+    1/256 px^2, still counts as the same plateau).  out = [sum x, sum y, count]; returns count
+    (binary image as in find_rows)."""
+    img = ptr8(img_buf)
+    thr = ptr8(thr_buf)
     out = ptr32(out_buf)
+    sh = tk & 7
+    inv = (tk >> 3) & 1
+    one = 1 - inv
+    bw = tk >> 4
     m2 = 2 * m
-    mw = m * w
-    m2w = m2 * w
     best = 13
     sx = 0
     sy = 0
@@ -636,13 +667,43 @@ def find_alignment(b_buf, w: int, h: int, ex16: int, ey16: int, m: int, radius: 
     while y <= y1:
         x = x0
         while x <= x1:
-            i = y * w + x
-            if b[i] == 1:
-                s = 9 - b[i - m] - b[i + m] - b[i - mw] - b[i + mw]
-                s = s - b[i - m - mw] - b[i + m - mw] - b[i - m + mw] - b[i + m + mw]
+            v = inv
+            if img[y * w + x] <= thr[(y >> sh) * bw + (x >> sh)]:
+                v = one
+            if v == 1:
+                # ring at m: light in the 8 directions (s counts the centre and the light
+                # ones; stop once it cannot reach 7)
+                s = 9
+                dy = -m
+                while dy <= m and s >= 7:
+                    py = y + dy
+                    trow = (py >> sh) * bw
+                    dx = -m
+                    while dx <= m and s >= 7:
+                        if dx != 0 or dy != 0:
+                            px = x + dx
+                            v = inv
+                            if img[py * w + px] <= thr[trow + (px >> sh)]:
+                                v = one
+                            s -= v
+                        dx += m
+                    dy += m
                 if s >= 7:
-                    s += b[i - m2] + b[i + m2] + b[i - m2w] + b[i + m2w]
-                    s += b[i - m2 - m2w] + b[i + m2 - m2w] + b[i - m2 + m2w] + b[i + m2 + m2w]
+                    # ring at 2m: dark
+                    dy = -m2
+                    while dy <= m2:
+                        py = y + dy
+                        trow = (py >> sh) * bw
+                        dx = -m2
+                        while dx <= m2:
+                            if dx != 0 or dy != 0:
+                                px = x + dx
+                                v = inv
+                                if img[py * w + px] <= thr[trow + (px >> sh)]:
+                                    v = one
+                                s += v
+                            dx += m2
+                        dy += m2
                     if s >= best:
                         dx = 16 * x - ex16
                         dy = 16 * y - ey16

@@ -14,6 +14,24 @@ def _rand(seed):
     return nxt
 
 
+def _encode(b, w, h, rnd, inv=0, sh=3):
+    """Grey image, block thresholds and tk (see kernels.find_rows) whose thresholded image is
+    the 0/1 image b (1 = dark): random thresholds per block, grey values on the right side."""
+    bs = 1 << sh
+    bw = (w + bs - 1) // bs
+    bh = (h + bs - 1) // bs
+    thr = bytearray(40 + rnd(170) for _ in range(bw * bh))
+    img = bytearray(w * h)
+    for y in range(h):
+        for x in range(w):
+            t = thr[(y >> sh) * bw + (x >> sh)]
+            if b[y * w + x] ^ inv:
+                img[y * w + x] = t - rnd(t + 1)  # at or below: dark (light when inverted)
+            else:
+                img[y * w + x] = t + 1 + rnd(255 - t)
+    return img, thr, (bw << 4) | (inv << 3) | sh
+
+
 def _ref_thresholds(img, w, h, bs, r, bias, mind):
     bw = (w + bs - 1) // bs
     bh = (h + bs - 1) // bs
@@ -41,11 +59,7 @@ def _ref_thresholds(img, w, h, bs, r, bias, mind):
             vals = [avg[yy * bw + xx] for yy in range(cy - r, cy + r + 1) for xx in range(cx - r, cx + r + 1)
                     if 0 <= yy < bh and 0 <= xx < bw]
             thr[by * bw + bx] = min(255, max(0, sum(vals) // len(vals) - bias))
-    out = bytearray(w * h)
-    for y in range(h):
-        for x in range(w):
-            out[y * w + x] = 1 if img[y * w + x] <= thr[(y // bs) * bw + x // bs] else 0
-    return out
+    return thr
 
 
 def test_threshold_matches_reference():
@@ -61,15 +75,9 @@ def test_threshold_matches_reference():
         r = min(r, (min(bw, bh) - 1) // 2)  # the window fits the grid (Binarizer.run does this)
         avg = bytearray(bw * bh)
         thr = bytearray(bw * bh)
-        out = bytearray(w * h)
         kernels.block_stats(img, w, h, bs, bw, bh, 24, avg)
         kernels.block_smooth(avg, bw, bh, r, bias, thr, array("H", bytes(2 * bw)))
-        dark = kernels.apply_threshold(img, w, h, bs, bw, thr, out)
-        ref = _ref_thresholds(img, w, h, bs, r, bias, 24)
-        assert out == ref
-        assert dark == sum(ref)
-        kernels.invert(out, w * h)
-        assert all(out[i] == 1 - ref[i] for i in range(w * h))
+        assert list(thr) == _ref_thresholds(img, w, h, bs, r, bias, 24)
 
 
 def _runs(row):
@@ -122,12 +130,18 @@ def test_find_rows_matches_reference():
                 if x < w:
                     b[y * w + x] = v
                     x += 1
-    out = array("H", [0] * 3 * 200)
-    n = kernels.find_rows(b, w, 0, h, 1, 55, out, 200)
-    got = [(out[3 * i], out[3 * i + 1], out[3 * i + 2]) for i in range(n)]
     ref = _ref_find_rows(b, w, h, 55)
-    assert got == ref
-    assert n > 3
+    assert len(ref) > 3
+    for inv, sh in ((0, 3), (1, 2), (0, 4)):  # the grey image thresholds to b (light-on-dark too)
+        img, thr, tk = _encode(b, w, h, rnd, inv, sh)
+        out = array("H", [0] * 3 * 200)
+        n = kernels.find_rows(img, thr, tk, w, 0, h, 1, 55, out, 200)
+        got = [(out[3 * i], out[3 * i + 1], out[3 * i + 2]) for i in range(n)]
+        assert got == ref
+    # every other row, a band in the middle, and the cap on hits
+    n = kernels.find_rows(img, thr, tk, w, 3, 10, 2, 55, out, 200)
+    assert [(out[3 * i], out[3 * i + 1], out[3 * i + 2]) for i in range(n)] == [r for r in ref if r[1] in (3, 5, 7, 9)]
+    assert kernels.find_rows(img, thr, tk, w, 0, h, 1, 55, out, 2) == 2
 
 
 def _ref_runs(b, w, h, x, y, dx, dy, maxc):
@@ -182,7 +196,8 @@ def test_confirm_hit_matches_reference():
             y = oy + rnd(7 * m)
             x2 = 2 * (ox + rnd(7 * m)) + rnd(2)
             maxc = 7 * m + rnd(3)
-            got = kernels.confirm_hit(b, w, h, x2, y, maxc, 70, out)
+            img, thr, tk = _encode(b, w, h, rnd, trial % 2, 2 + trial % 3)
+            got = kernels.confirm_hit(img, thr, tk, w, h, x2, y, maxc, 70, out)
             v = _ref_line(b, w, h, x2 // 2, y, 0, 1, maxc, 70)
             if v is None:
                 assert got == 0
@@ -224,9 +239,10 @@ def test_sampling_kernels_match_reference():
     coef = array("i", [int(27.2 * s), int(3.2 * s), 0, int(-1.6 * s), int(24 * s), 0,
                        int(0.004 * s), int(0.002 * s), s, 54, 42])
     size = 21
-    for spread in (0, 1):
+    for spread, inv in ((0, 0), (1, 0), (0, 1), (1, 1)):
+        bimg, bthr, tk = _encode(b, w, h, rnd, inv, 3)
         grid = bytearray(size * size)
-        outside = kernels.sample_grid(b, w, h, coef, size, spread, grid)
+        outside = kernels.sample_grid(bimg, bthr, tk, w, h, coef, size, spread, grid)
         n_out = 0
         for r in range(size):
             for c in range(size):
@@ -252,7 +268,7 @@ def test_sampling_kernels_match_reference():
         x, y = _project(coef, 2 * tmpl[3 * i + 1] + 1, 2 * tmpl[3 * i] + 1)
         if 0 <= x < w and 0 <= y < h and b[y * w + x] == tmpl[3 * i + 2]:
             good += 1
-    assert kernels.score_grid(b, w, h, coef, tmpl, 30) == good
+    assert kernels.score_grid(bimg, bthr, tk, w, h, coef, tmpl, 30) == good
     bs, bw = 8, (w + 7) // 8
     thr = bytearray(rnd(256) for _ in range(bw * ((h + 7) // 8)))
     total = 0
@@ -381,7 +397,8 @@ def test_find_alignment_matches_reference():
                 b[(cy + dy) * w + cx + dx] = 0 if ring == 1 else 1
         ex, ey = cx + rnd(5) - 2 + 0.3, cy + rnd(5) - 2 + 0.6
         near = 4 * m * m * 256
-        n = kernels.find_alignment(b, w, h, int(ex * 16), int(ey * 16), m, 4 * m + 2, near, out)
+        img, thr, tk = _encode(b, w, h, rnd, trial % 2, 2 + trial % 2)
+        n = kernels.find_alignment(img, thr, tk, w, h, int(ex * 16), int(ey * 16), m, 4 * m + 2, near, out)
         ref = _ref_alignment(b, w, h, ex, ey, m, 4 * m + 2, near)
         assert (out[0], out[1], n) == ref
         assert n > 0 and abs(out[0] / n - cx) <= 1 and abs(out[1] / n - cy) <= 1
