@@ -43,6 +43,12 @@ def correct(raw, version, level, block, data):
     total = tables.total_codewords(version)
     nb = tables.num_blocks(version, level)
     necc = tables.ecc_per_block(version, level)
+    if nb == 1:  # one block (small versions): no interleave, corrected in place in `data`
+        data[0:total] = memoryview(raw)[0:total]
+        r = rs.correct(data, total, necc)
+        if r < 0:
+            return -1, 0
+        return total - necc, r
     short_len = total // nb
     n_short = nb - total % nb
     short_data = short_len - necc

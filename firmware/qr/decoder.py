@@ -183,10 +183,33 @@ class Decoder:
             sizes = (size, size + 4, size - 4)
         # Rank the candidate sizes by how well their function patterns line up before fitting.
         # The template is symmetric under transposition, so one fit serves the mirrored
-        # reading too (swap the top-right and bottom-left anchors).
-        fitter = self.fitter
+        # reading too (swap the top-right and bottom-left anchors).  A perfect score ends the
+        # ranking early (no size can rank above it); the others are scored only if it fails,
+        # so the sizes are tried in the same order as with a full ranking.
         ranked = []
-        for size in sizes:
+        k = self._rank(bits, w, h, tl, tr, bl, sizes, 0, ranked)
+        first = 0
+        if k < len(sizes):
+            p = self._try_size(bits, w, h, tl, tr, bl, ranked[-1][1], 0, ranked[-1][2])
+            if p is not None:
+                return p
+            self._rank(bits, w, h, tl, tr, bl, sizes, k, ranked)
+            first = 1
+        ranked.sort(key=lambda t: -t[0])
+        for _frac, size, pts in ranked[first:2]:
+            p = self._try_size(bits, w, h, tl, tr, bl, size, 0, pts)
+            if p is not None:
+                return p
+        return None
+
+    def _rank(self, bits, w, h, tl, tr, bl, sizes, k, ranked):
+        """Score sizes[k:] (the function patterns through the initial anchors) into `ranked` as
+        (fraction, size, anchors); stops after a perfect score.  Returns the index after the
+        last size scored."""
+        fitter = self.fitter
+        while k < len(sizes):
+            size = sizes[k]
+            k += 1
             version = versioninfo.from_dimension(size)
             if version < 1 or version > self.max_version:
                 continue
@@ -196,12 +219,9 @@ class Decoder:
             s = fitter.score(bits, w, h)
             if s >= n * 0.45:
                 ranked.append((s / n, size, pts))
-        ranked.sort(key=lambda t: -t[0])
-        for _frac, size, pts in ranked[:2]:
-            p = self._try_size(bits, w, h, tl, tr, bl, size, 0, pts)
-            if p is not None:
-                return p
-        return None
+            if s == n:
+                break
+        return k
 
     def _anchors(self, bits, w, h, tl, tr, bl, size, version):
         """Image points of the three finder centres and the far corner (module size-3.5,

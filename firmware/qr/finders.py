@@ -10,6 +10,7 @@ BAND = 16
 MAX_CENTRES = 64
 ROW_TOL = 55  # percent of a module a run may be off in the row scan
 CROSS_TOL = 70  # looser for the cross-checks (blur widens the centre)
+LIMIT = 12  # centres that triples() combines (12 give 220 triples)
 
 
 class Centre:
@@ -35,8 +36,8 @@ class FinderScanner:
         self._nc = 0
 
     def find(self, img, thr, tk, w, h):
-        """Confirmed finder centres, most row hits first (binary image: grey img against the
-        block thresholds thr, tk as in kernels.find_rows)."""
+        """The LIMIT confirmed finder centres with the most row hits, most first (binary
+        image: grey img against the block thresholds thr, tk as in kernels.find_rows)."""
         hits = self._hits
         self._nc = 0
         # bands of rows, so that a busy top of the frame cannot use up the hit buffer
@@ -45,12 +46,14 @@ class FinderScanner:
             if n:
                 self._confirm(img, thr, tk, w, h, hits, n)
         cent = self._cent
+        # most row hits first (a stable sort: the first found first among equals); only the
+        # LIMIT strongest become Centre objects, the only ones triples() looks at
+        order = sorted(range(self._nc), key=lambda i: -cent[4 * i + 3])
         centres = []
-        for i in range(self._nc):
+        for i in order[:LIMIT]:
             c = Centre(cent[4 * i] / 2, cent[4 * i + 1] / 2, cent[4 * i + 2] / 7000)
             c.count = cent[4 * i + 3]
             centres.append(c)
-        centres.sort(key=lambda c: -c.count)
         return centres
 
     def _confirm(self, img, thr, tk, w, h, hits, n):
@@ -87,7 +90,7 @@ class FinderScanner:
             cent[k + 3] = 1
 
 
-def triples(centres, limit=12):
+def triples(centres, limit=LIMIT):
     """Candidate (top-left, top-right, bottom-left) triples, the most square-looking first.
     Top-right/bottom-left are ordered for a non-mirrored code seen from the front."""
     cs = centres[:limit]

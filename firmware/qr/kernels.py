@@ -19,9 +19,11 @@ except NameError:
 
 
 def block_stats(img_buf, w: int, h: int, bs: int, bw: int, bh: int, mind: int, avg_buf) -> int:
-    """Mean grey of each bs x bs block into avg[bw*bh]; a flat block (max-min <= mind) gets a
-    value below its minimum (so it reads as light) unless its upper/left neighbours are darker,
-    which keeps the inside of large dark modules dark."""
+    """Mean grey of each bs x bs block into avg[bw*bh], from every other row of the block (the
+    first, third, ...: half the reads; a module of a readable code spans more than one row); a
+    flat block (max-min <= mind over those rows) gets a value below its minimum (so it reads
+    as light) unless its upper/left neighbours are darker, which keeps the inside of large
+    dark modules dark."""
     img = ptr8(img_buf)
     avg = ptr8(avg_buf)
     by = 0
@@ -37,22 +39,25 @@ def block_stats(img_buf, w: int, h: int, bs: int, bw: int, bh: int, mind: int, a
             if x1 > w:
                 x1 = w
             s = 0
-            lo = 255
-            hi = 0
+            lo = img[y0 * w + x0]
+            hi = lo
+            n = 0
             y = y0
+            ph = 0
             while y < y1:
-                i = y * w + x0
+                i = y * w + x0 + ph
                 e = y * w + x1
                 while i < e:
                     v = img[i]
                     s += v
+                    n += 1
                     if v < lo:
                         lo = v
-                    if v > hi:
+                    elif v > hi:
                         hi = v
-                    i += 1
+                    i += 2
+                ph = 1 - ph
                 y += 1
-            n = (y1 - y0) * (x1 - x0)
             if hi - lo > mind:
                 a = s // n
             else:
@@ -163,15 +168,19 @@ def find_rows(img_buf, thr_buf, tk: int, w: int, y0: int, y1: int, step: int, to
                 if xe > w:
                     xe = w
                 t = thr[brow + (x >> sh)]
-                while x < xe:
-                    v = inv
-                    if img[i] <= t:
-                        v = one
-                    if v != col:
-                        break
-                    x += 1
-                    i += 1
-                if x < xe:
+                ie = row + xe
+                if col == one:  # a run of pixels at or below the threshold
+                    while i < ie:
+                        if img[i] > t:
+                            break
+                        i += 1
+                else:
+                    while i < ie:
+                        if img[i] <= t:
+                            break
+                        i += 1
+                x = i - row
+                if i < ie:
                     break
             # the run [start, x) of colour col has ended (at a colour change or the row's end)
             r0 = r1
@@ -184,32 +193,33 @@ def find_rows(img_buf, thr_buf, tk: int, w: int, y0: int, y1: int, step: int, to
                 t = r0 + r1 + r2 + r3 + r4
                 if t >= 7:
                     lim = t * tol
-                    ok = 1
-                    e = 7 * r0 - t
-                    if e < 0:
-                        e = -e
-                    if e * 100 >= lim:
-                        ok = 0
-                    e = 7 * r1 - t
-                    if e < 0:
-                        e = -e
-                    if e * 100 >= lim:
-                        ok = 0
-                    e = 7 * r3 - t
-                    if e < 0:
-                        e = -e
-                    if e * 100 >= lim:
-                        ok = 0
-                    e = 7 * r4 - t
-                    if e < 0:
-                        e = -e
-                    if e * 100 >= lim:
-                        ok = 0
+                    # the centre run first: it rejects most dark runs of a code's data
+                    ok = 0
                     e = 7 * r2 - 3 * t
                     if e < 0:
                         e = -e
-                    if e * 100 >= 3 * lim:
-                        ok = 0
+                    if e * 100 < 3 * lim:
+                        ok = 1
+                        e = 7 * r0 - t
+                        if e < 0:
+                            e = -e
+                        if e * 100 >= lim:
+                            ok = 0
+                        e = 7 * r1 - t
+                        if e < 0:
+                            e = -e
+                        if e * 100 >= lim:
+                            ok = 0
+                        e = 7 * r3 - t
+                        if e < 0:
+                            e = -e
+                        if e * 100 >= lim:
+                            ok = 0
+                        e = 7 * r4 - t
+                        if e < 0:
+                            e = -e
+                        if e * 100 >= lim:
+                            ok = 0
                     if ok == 1 and n < maxn:
                         out[3 * n] = 2 * x - 2 * r4 - 2 * r3 - r2
                         out[3 * n + 1] = y
@@ -672,52 +682,41 @@ def find_alignment(img_buf, thr_buf, tk: int, w: int, h: int, ex16: int, ey16: i
                 v = one
             if v == 1:
                 # ring at m: light in the 8 directions (s counts the centre and the light
-                # ones; stop once it cannot reach 7)
+                # ones; stop once it cannot reach 7), then the ring at 2m: dark (adds)
                 s = 9
-                dy = -m
-                while dy <= m and s >= 7:
-                    py = y + dy
-                    trow = (py >> sh) * bw
-                    dx = -m
-                    while dx <= m and s >= 7:
-                        if dx != 0 or dy != 0:
-                            px = x + dx
-                            v = inv
-                            if img[py * w + px] <= thr[trow + (px >> sh)]:
-                                v = one
-                            s -= v
-                        dx += m
-                    dy += m
-                if s >= 7:
-                    # ring at 2m: dark
-                    dy = -m2
-                    while dy <= m2:
+                sg = -1
+                rr = m
+                while rr <= m2 and s >= 7:
+                    dy = -rr
+                    while dy <= rr and s >= 7:
                         py = y + dy
                         trow = (py >> sh) * bw
-                        dx = -m2
-                        while dx <= m2:
+                        dx = -rr
+                        while dx <= rr and s >= 7:
                             if dx != 0 or dy != 0:
                                 px = x + dx
                                 v = inv
                                 if img[py * w + px] <= thr[trow + (px >> sh)]:
                                     v = one
-                                s += v
-                            dx += m2
-                        dy += m2
-                    if s >= best:
-                        dx = 16 * x - ex16
-                        dy = 16 * y - ey16
-                        dd = dx * dx + dy * dy
-                        if s > best or dd < bestd - near:
-                            best = s
-                            bestd = dd
-                            sx = x
-                            sy = y
-                            sn = 1
-                        elif dd < bestd + near:
-                            sx += x
-                            sy += y
-                            sn += 1
+                                s += sg * v
+                            dx += rr
+                        dy += rr
+                    sg = 1
+                    rr += m
+                if s >= best:
+                    dx = 16 * x - ex16
+                    dy = 16 * y - ey16
+                    dd = dx * dx + dy * dy
+                    if s > best or dd < bestd - near:
+                        best = s
+                        bestd = dd
+                        sx = x
+                        sy = y
+                        sn = 1
+                    elif dd < bestd + near:
+                        sx += x
+                        sy += y
+                        sn += 1
             x += 1
         y += 1
     out[0] = sx

@@ -96,8 +96,18 @@ def parse(data, nbytes, version):
             n = bits.read(_count_bits(4, version))
             if bits.left() < n * 8:
                 return None
+            # whole bytes at a bit offset, read inline (the common mode; no call per byte)
+            data = bits.data
+            pos = bits.pos
+            o = pos & 7
             for _ in range(n):
-                out.append(bits.read(8))
+                i = pos >> 3
+                if o:
+                    out.append(((data[i] << 8 | data[i + 1]) >> (8 - o)) & 255)
+                else:
+                    out.append(data[i])
+                pos += 8
+            bits.pos = pos
         elif mode == 8:
             n = bits.read(_count_bits(8, version))
             if bits.left() < n * 13:

@@ -38,8 +38,8 @@ def _ref_thresholds(img, w, h, bs, r, bias, mind):
     avg = [0] * (bw * bh)
     for by in range(bh):
         for bx in range(bw):
-            px = [img[y * w + x] for y in range(by * bs, min(h, by * bs + bs))
-                  for x in range(bx * bs, min(w, bx * bs + bs))]
+            px = [img[y * w + x] for y in range(by * bs, min(h, by * bs + bs))  # a checkerboard half
+                  for x in range(bx * bs, min(w, bx * bs + bs)) if (x - bx * bs + y - by * bs) % 2 == 0]
             lo = min(px)
             if max(px) - lo > mind:
                 a = sum(px) // len(px)

@@ -10,7 +10,10 @@ first --scenes, 60 at most). Reported, per frame group (clean and blank: best of
            kernels (viper on the device) and the rest (bytecode; untimed total minus kernels);
   scan   - Decoder.scan (one pass, capped work) on the same frames (scenes: the first --full);
   stream - frames-to-first-read: each counter scene shown to Decoder.scan up to --repeat times
-           in a row (one decoder for all scenes), with the ms per frame and the kernel split.
+           in a row (one decoder for all scenes), with the ms per frame and the kernel split;
+  replay - Decoder.scan of each frame (first pass) against a replay of exactly the kernel calls
+           it made, best of several runs each, on a fine clock: the cleanest kernels/rest split
+           (the per-call timers above add their own overhead and the port's clock steps by 1 ms).
 The calibration loop (bench.calibrate, best of before and after) ties the run to the field
 notes' x64 figure, so runs on a loaded machine stay comparable.
 These are the inputs of the ESP32 estimate in docs/decoder.md.  Needs node and the MicroPython
@@ -77,6 +80,8 @@ def memory(clean, scenes, w, h):
 '''
 
 _MEASURE = r'''
+from array import array
+
 def _best(bench, frames, w, h, per_kernel, mode, tries):
     best = None
     for _ in range(tries):
@@ -86,10 +91,82 @@ def _best(bench, frames, w, h, per_kernel, mode, tries):
     return best
 
 
+def _now_ms():
+    """A fine clock: time.ticks_us() steps by 1 ms in the WebAssembly port, so read the JS
+    clock there; perf_counter in CPython."""
+    try:
+        import js
+        return js.performance.now()
+    except ImportError:
+        import time
+        return time.perf_counter() * 1000
+
+
+def _snap(a):
+    # small buffers the Python code changes between kernel calls (fit anchors, centres, ...)
+    # are copied at record time; big ones (frame, thresholds, grid) are replayed as they are
+    if isinstance(a, (bytearray, array)) and len(a) <= 400:
+        return a[:]
+    return a
+
+
+def replay_split(kernels, decoder, frames, w, h, tries):
+    """Per frame of Decoder.scan (fresh stream state: the first pass), the untimed scan time
+    and the time of replaying exactly the kernel calls it made (recorded once, replayed with
+    the same arguments), best of `tries` each, interleaved.  scan - replay = the bytecode
+    outside the kernels, without per-call timers or the port's 1 ms clock steps.
+    Returns {"scan_ms", "kernel_ms", "rest_ms"} per frame."""
+    dec = decoder.Decoder(w, h)
+    scan_t = 0.0
+    rep_t = 0.0
+    for f in frames:
+        calls = []
+        saved = {}
+        for name in bench_kernels:
+            fn = getattr(kernels, name, None)
+            if fn is None:
+                continue
+            saved[name] = fn
+
+            def rec(*a, _fn=fn):
+                calls.append((_fn, tuple(_snap(x) for x in a)))
+                return _fn(*a)
+            setattr(kernels, name, rec)
+        try:
+            dec._good, dec._alt, dec._rot = -1, False, 0
+            dec.scan(f)
+        finally:
+            for name in saved:
+                setattr(kernels, name, saved[name])
+        bs = br = None
+        for _ in range(tries):
+            dec._good, dec._alt, dec._rot = -1, False, 0
+            t0 = _now_ms()
+            dec.scan(f)
+            t = _now_ms() - t0
+            bs = t if bs is None or t < bs else bs
+            t0 = _now_ms()
+            for fn, a in calls:
+                fn(*a)
+            t = _now_ms() - t0
+            br = t if br is None or t < br else br
+        scan_t += bs
+        rep_t += br
+    n = max(1, len(frames))
+    return {"scan_ms": scan_t / n, "kernel_ms": rep_t / n, "rest_ms": (scan_t - rep_t) / n}
+
+
 def measure(bench, clean, blank, scenes, expected, nfull, repeat, w, h):
+    global bench_kernels
+    from scanbridge_fw.qr import decoder, kernels
+    bench_kernels = bench.KERNELS
     # calibration before and after, best of each: the machine's load drifts
     cal = [bench.calibrate(clean)]
     out = {}
+    out["replay"] = {}
+    for name, frames, tries in (("clean", [clean], 15), ("blank", [blank], 9), ("scenes", scenes[:nfull], 3)):
+        if frames:
+            out["replay"][name] = replay_split(kernels, decoder, frames, w, h, tries)
     for name, frames, tries in (("clean", [clean], 5), ("blank", [blank], 3), ("scenes", scenes[:nfull], 1)):
         if not frames:
             continue
@@ -178,6 +255,9 @@ def summary(out, detail=False):
                             r["other_ms"], r.get("fit_steps", 0)))
             if detail:
                 lines.append("        " + ", ".join("%s %.1f/%.0f" % (k, v[0], v[1]) for k, v in sorted(r["kernels"].items()) if v[1]))
+    for name, r in sorted(out.get("replay", {}).items()):
+        lines.append("replay %-6s scan %7.1f ms/frame = kernels %7.1f + rest %5.2f (scan, first pass; kernel calls replayed)"
+                     % (name, r["scan_ms"], r["kernel_ms"], r["rest_ms"]))
     s = out.get("stream")
     if s:
         ftr = s["frames_to_read"]
