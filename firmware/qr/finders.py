@@ -30,7 +30,7 @@ class FinderScanner:
         self.step = 1  # scan every step-th row (the streaming mode uses 2)
         # filled from a generator: a [0] * n list would be a second, temporary copy
         self._hits = array("H", (0 for _ in range(3 * MAX_ROW_HITS)))
-        self._runs = array("i", (0 for _ in range(6)))
+        self._runs = array("i", (0 for _ in range(12)))  # kernels.confirm_hit's out
         # confirmed centres: 2 x, 2 y, width x 1000, row hits
         self._cent = array("i", (0 for _ in range(4 * MAX_CENTRES)))
         self._nc = 0
@@ -59,13 +59,16 @@ class FinderScanner:
     def _confirm(self, img, thr, tk, w, h, hits, n):
         cent = self._cent
         r = self._runs
-        for i in range(n):
-            x2 = hits[3 * i]
-            y = hits[3 * i + 1]
-            t = hits[3 * i + 2]
-            if kernels.near_centre(cent, self._nc, x2, 2 * y + 1, t, 0) >= 0:
+        nc = self._nc
+        near = kernels.near_centre
+        confirm = kernels.confirm_hit
+        for j in range(0, 3 * n, 3):
+            x2 = hits[j]
+            y = hits[j + 1]
+            t = hits[j + 2]
+            if near(cent, nc, x2, 2 * y + 1, t, 0) >= 0:
                 continue  # another row of a centre already found
-            if not kernels.confirm_hit(img, thr, tk, w, h, x2, y, t, CROSS_TOL, r):
+            if not confirm(img, thr, tk, w, h, x2, y, t, CROSS_TOL, r):
                 continue
             # A rotated finder looks wider along rows and columns; the narrowest of the four
             # directions is within 8 % of the true width whatever the rotation (x 1000).
@@ -75,11 +78,11 @@ class FinderScanner:
             if r[5] and 1414 * r[5] < width:
                 width = 1414 * r[5]
             # a hit can confirm a centre already found from another row
-            if kernels.near_centre(cent, self._nc, r[0], r[1], 0, 1) >= 0:
+            if near(cent, nc, r[0], r[1], 0, 1) >= 0:
                 continue
-            if self._nc < MAX_CENTRES:
-                k = 4 * self._nc
-                self._nc += 1
+            if nc < MAX_CENTRES:
+                k = 4 * nc
+                nc += 1
             else:
                 # full (a large code's data is full of finder-like spots): the centre seen by
                 # the fewest rows makes room, or the third finder of a code could never get in
@@ -88,6 +91,7 @@ class FinderScanner:
             cent[k + 1] = r[1]
             cent[k + 2] = width
             cent[k + 3] = 1
+        self._nc = nc
 
 
 def triples(centres, limit=LIMIT):

@@ -123,36 +123,60 @@ class Fitter:
         best = self.score(bits, w, h)
         if best < 0 or best == self.n:
             return best
-        return self._climb(self.score, (bits, w, h), _ALL_ANCHORS, ms, first, rounds, best, self.n)
+        img, thr, tk = bits
+        return self._climb(0, img, thr, tk, 0, 0, w, h, _ALL_ANCHORS, ms, first, rounds, best, self.n)
 
-    def _climb(self, objective, args, coords, ms, first, rounds, best, perfect):
-        """Move each of pts[coords] by +-step while objective(*args) improves; the step is
+    def _climb(self, mode, img, thr, tk, bs, bw, w, h, coords, ms, first, rounds, best, perfect):
+        """Move each of pts[coords] by +-step while the objective improves: mode 0 the template
+        score (score_grid on the binary image img/thr/tk), mode 1 the grey contrast
+        (grid_contrast on the grey img with the block thresholds thr, bs, bw).  The step is
         `first` module (ms px, kept in 1/16 px), halved each round; stops at `perfect` or when
-        the frame's step budget is spent."""
+        the frame's step budget is spent.  One step = quad_coef + the objective, called here
+        directly (the per-step Python is most of the fit's bytecode)."""
         p = self.pts
-        for rnd in range(rounds):
-            step = int(ms * 16 * first / (1 << rnd) + 0.5)  # in 1/16 px
-            if step < 1:
-                break
-            improved = True
-            passes = 0
-            while improved and passes < 6:
-                improved = False
-                passes += 1
-                for i in coords:
-                    for d in (step, -step):
-                        if self.budget == 0:
-                            return best
-                        p[i] += d
-                        s = objective(*args)
-                        if s > best:
-                            best = s
-                            improved = True
-                        else:
-                            p[i] -= d
-                if best == perfect:
-                    return best
-        return best
+        size = self.size
+        coef = self.coef
+        tmpl = self.tmpl
+        n = self.n
+        quad = kernels.quad_coef
+        score = kernels.score_grid
+        contrast = kernels.grid_contrast
+        budget = self.budget
+        taken = 0
+        try:
+            for rnd in range(rounds):
+                step = int(ms * 16 * first / (1 << rnd) + 0.5)  # in 1/16 px
+                if step < 1:
+                    break
+                improved = True
+                passes = 0
+                while improved and passes < 6:
+                    improved = False
+                    passes += 1
+                    for i in coords:
+                        for d in (step, -step):
+                            if budget == 0:
+                                return best
+                            budget -= 1  # (from -1, no cap, it only goes further down)
+                            taken += 1
+                            p[i] += d
+                            if quad(p, size, coef) == 0:
+                                s = -1
+                            elif mode == 0:
+                                s = score(img, thr, tk, w, h, coef, tmpl, n)
+                            else:
+                                s = contrast(img, w, h, coef, size, thr, bs, bw)
+                            if s > best:
+                                best = s
+                                improved = True
+                            else:
+                                p[i] -= d
+                    if best == perfect:
+                        return best
+            return best
+        finally:
+            self.budget = budget
+            self.steps += taken
 
     def contrast(self, gray, w, h, binz):
         if self.budget == 0:
@@ -168,4 +192,4 @@ class Fitter:
         their modules: the fit for version 1, and for codes whose alignment pattern was
         missed."""
         best = self.contrast(gray, w, h, binz)
-        return self._climb(self.contrast, (gray, w, h, binz), _FAR_CORNER, ms, 1, 4, best, None)
+        return self._climb(1, gray, binz.thr, 0, binz.bs, binz.bw, w, h, _FAR_CORNER, ms, 1, 4, best, None)

@@ -199,27 +199,27 @@ def find_rows(img_buf, thr_buf, tk: int, w: int, y0: int, y1: int, step: int, to
                     if e < 0:
                         e = -e
                     if e * 100 < 3 * lim:
-                        ok = 1
+                        # then the largest error of the four one-module runs
                         e = 7 * r0 - t
                         if e < 0:
                             e = -e
-                        if e * 100 >= lim:
-                            ok = 0
-                        e = 7 * r1 - t
-                        if e < 0:
-                            e = -e
-                        if e * 100 >= lim:
-                            ok = 0
-                        e = 7 * r3 - t
-                        if e < 0:
-                            e = -e
-                        if e * 100 >= lim:
-                            ok = 0
-                        e = 7 * r4 - t
-                        if e < 0:
-                            e = -e
-                        if e * 100 >= lim:
-                            ok = 0
+                        f = 7 * r1 - t
+                        if f < 0:
+                            f = -f
+                        if f > e:
+                            e = f
+                        f = 7 * r3 - t
+                        if f < 0:
+                            f = -f
+                        if f > e:
+                            e = f
+                        f = 7 * r4 - t
+                        if f < 0:
+                            f = -f
+                        if f > e:
+                            e = f
+                        if e * 100 < lim:
+                            ok = 1
                     if ok == 1 and n < maxn:
                         out[3 * n] = 2 * x - 2 * r4 - 2 * r3 - r2
                         out[3 * n + 1] = y
@@ -236,8 +236,8 @@ def confirm_hit(img_buf, thr_buf, tk: int, w: int, h: int, x2: int, y: int, maxc
     column (which re-centres y), the row (re-centres x), then both diagonals.  Each line must
     show dark-light-dark-light-dark around the centre in 1:1:3:1:1 (light runs within tol
     percent, outer dark runs within 1.5 tol, the centre within 3 tol; every run < maxc).
-    out = [2 x centre, 2 y centre, column width, row width, diagonal widths (0 = failed)].
-    Returns 1 when the column, the row and at least one diagonal pass (binary image as in
+    out = [2 x centre, 2 y centre, column width, row width, diagonal widths (0 = failed)] and
+    six more entries of scratch (12 int32).  Returns 1 when the column, the row and at least one diagonal pass (binary image as in
     find_rows)."""
     img = ptr8(img_buf)
     thr = ptr8(thr_buf)
@@ -248,12 +248,6 @@ def confirm_hit(img_buf, thr_buf, tk: int, w: int, h: int, x2: int, y: int, maxc
     bw = tk >> 4
     px = x2 // 2
     py = y
-    r0 = 0
-    r1 = 0
-    r2 = 0
-    r3 = 0
-    r4 = 0
-    r5 = 0
     ok = 0
     dirn = 0
     while dirn < 4:
@@ -271,76 +265,64 @@ def confirm_hit(img_buf, thr_buf, tk: int, w: int, h: int, x2: int, y: int, maxc
         if img[py * w + px] <= thr[(py >> sh) * bw + (px >> sh)]:
             v = one
         if v == 1:
-            # runs: centre, light, dark going +; centre, light, dark going -
-            s = 0
+            # runs: centre, light, dark going + (out[6..8]); centre, light, dark going -
+            # (out[9..11])
+            ph = 0
             sgn = 1
-            while s < 2:
-                cx = px
-                cy = py
-                kk = 0
-                while kk < 3:
-                    want = 1
-                    if kk == 1:
-                        want = 0
-                    c = 0
-                    while c < maxc and 0 <= cx and cx < w and 0 <= cy and cy < h:
-                        v = inv
-                        if img[cy * w + cx] <= thr[(cy >> sh) * bw + (cx >> sh)]:
-                            v = one
-                        if v != want:
-                            break
-                        c += 1
-                        cx += dx * sgn
-                        cy += dy * sgn
-                    if s == 0:
-                        if kk == 0:
-                            r0 = c
-                        elif kk == 1:
-                            r1 = c
-                        else:
-                            r2 = c
-                    else:
-                        if kk == 0:
-                            r3 = c
-                        elif kk == 1:
-                            r4 = c
-                        else:
-                            r5 = c
-                    kk += 1
-                sgn = -1
-                s += 1
+            cx = px
+            cy = py
+            while ph < 6:
+                if ph == 3:
+                    sgn = -1
+                    cx = px
+                    cy = py
+                want = 1
+                if ph == 1 or ph == 4:
+                    want = 0
+                c = 0
+                while c < maxc and 0 <= cx and cx < w and 0 <= cy and cy < h:
+                    v = inv
+                    if img[cy * w + cx] <= thr[(cy >> sh) * bw + (cx >> sh)]:
+                        v = one
+                    if v != want:
+                        break
+                    c += 1
+                    cx += dx * sgn
+                    cy += dy * sgn
+                out[6 + ph] = c
+                ph += 1
+            r0 = out[6]
+            r1 = out[7]
+            r2 = out[8]
+            r3 = out[9]
+            r4 = out[10]
+            r5 = out[11]
             if r0 < maxc and r2 < maxc and r3 < maxc and r5 < maxc:
                 ce = r0 + r3 - 1
                 t = ce + r1 + r2 + r4 + r5
                 if t >= 7 and r1 > 0 and r2 > 0 and r4 > 0 and r5 > 0:
                     lim = t * tol
-                    good = 1
+                    # the larger error of the two light runs, of the two dark runs, the centre's
                     e = 7 * r1 - t
                     if e < 0:
                         e = -e
-                    if e * 100 >= lim:
-                        good = 0
-                    e = 7 * r4 - t
-                    if e < 0:
-                        e = -e
-                    if e * 100 >= lim:
-                        good = 0
-                    e = 7 * r2 - t
-                    if e < 0:
-                        e = -e
-                    if e * 100 >= lim * 3 // 2:
-                        good = 0
-                    e = 7 * r5 - t
-                    if e < 0:
-                        e = -e
-                    if e * 100 >= lim * 3 // 2:
-                        good = 0
-                    e = 7 * ce - 3 * t
-                    if e < 0:
-                        e = -e
-                    if e * 100 >= 3 * lim:
-                        good = 0
-                    if good == 1:
+                    f = 7 * r4 - t
+                    if f < 0:
+                        f = -f
+                    if f > e:
+                        e = f
+                    g = 7 * r2 - t
+                    if g < 0:
+                        g = -g
+                    f = 7 * r5 - t
+                    if f < 0:
+                        f = -f
+                    if f > g:
+                        g = f
+                    f = 7 * ce - 3 * t
+                    if f < 0:
+                        f = -f
+                    if e * 100 < lim and g * 100 < lim * 3 // 2 and f * 100 < 3 * lim:
                         total = t
         if dirn == 0:
             if total == 0:
@@ -369,6 +351,13 @@ def near_centre(cent_buf, nc: int, x2: int, y2: int, t: int, mode: int) -> int:
     column, width 0.6-1.7 x the centre's; mode 1, a confirmed centre: within 1.5 modules both
     ways (module = width / 7)."""
     cent = ptr32(cent_buf)
+    ka = 3  # mode 1: 1.5 modules (3 widths / 14) both ways
+    kb = 3
+    kc = 0
+    if mode == 0:
+        ka = 2
+        kb = 4
+        kc = 14000
     i = 0
     while i < nc:
         wd = cent[4 * i + 2]
@@ -378,16 +367,10 @@ def near_centre(cent_buf, nc: int, x2: int, y2: int, t: int, mode: int) -> int:
         dy = cent[4 * i + 1] - y2
         if dy < 0:
             dy = -dy
-        hit = 0
-        if mode == 0:
-            if 7000 * dx <= 2 * wd and 7000 * dy <= 4 * wd + 14000:
-                if 6 * wd < 10000 * t and 10000 * t < 17 * wd:
-                    hit = 1
-        elif 7000 * dx <= 3 * wd and 7000 * dy <= 3 * wd:
-            hit = 1
-        if hit == 1:
-            cent[4 * i + 3] = cent[4 * i + 3] + 1
-            return i
+        if 7000 * dx <= ka * wd and 7000 * dy <= kb * wd + kc:
+            if mode == 1 or (6 * wd < 10000 * t and 10000 * t < 17 * wd):
+                cent[4 * i + 3] = cent[4 * i + 3] + 1
+                return i
         i += 1
     return -1
 

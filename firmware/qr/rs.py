@@ -103,12 +103,21 @@ def correct(block, n, necc):
     if nerr == 0 or 2 * nerr > necc:
         return -1
     # Chien search: byte k has degree n-1-k; it is in error when sigma(a^-(n-1-k)) == 0.
+    # Chien search, sigma evaluated by Horner inline (no call per byte)
     found = 0
     pos = _pos
+    ex = EXP
+    lg = LOG
     for k in range(n):
-        p = n - 1 - k
-        xinv = EXP[(255 - p) % 255]
-        if _poly_eval(sig, nerr + 1, xinv) == 0:
+        lx = (255 - (n - 1 - k)) % 255  # log of a^-(n-1-k)
+        acc = 0
+        i = nerr
+        while i >= 0:
+            if acc:
+                acc = ex[lg[acc] + lx]
+            acc ^= sig[i]
+            i -= 1
+        if acc == 0:
             if found >= nerr:
                 return -1
             pos[found] = k
