@@ -47,10 +47,10 @@ def block_stats(img_buf, w: int, h: int, bs: int, bw: int, bh: int, mind: int, a
             while y < y1:
                 i = y * w + x0 + ph
                 e = y * w + x1
+                n += (e - i + 1) >> 1
                 while i < e:
                     v = img[i]
                     s += v
-                    n += 1
                     if v < lo:
                         lo = v
                     elif v > hi:
