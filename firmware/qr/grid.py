@@ -74,6 +74,7 @@ class Fitter:
         self.size = 0
         self._key = 0
         self.budget = -1
+        self.half = 0  # 1: the grey contrast sums half the modules (the streaming mode)
         self.steps = 0  # fit steps taken (all time); the bench reads it
 
     def prepare(self, size, version):
@@ -141,6 +142,7 @@ class Fitter:
         quad = kernels.quad_coef
         score = kernels.score_grid
         contrast = kernels.grid_contrast
+        half = self.half
         budget = self.budget
         taken = 0
         try:
@@ -165,7 +167,7 @@ class Fitter:
                             elif mode == 0:
                                 s = score(img, thr, tk, w, h, coef, tmpl, n)
                             else:
-                                s = contrast(img, w, h, coef, size, thr, bs, bw)
+                                s = contrast(img, w, h, coef, size, thr, bs, bw, half)
                             if s > best:
                                 best = s
                                 improved = True
@@ -185,7 +187,7 @@ class Fitter:
         self.steps += 1
         if kernels.quad_coef(self.pts, self.size, self.coef) == 0:
             return -1
-        return kernels.grid_contrast(gray, w, h, self.coef, self.size, binz.thr, binz.bs, binz.bw)
+        return kernels.grid_contrast(gray, w, h, self.coef, self.size, binz.thr, binz.bs, binz.bw, self.half)
 
     def refine_corner(self, gray, w, h, binz, ms):
         """Move the far corner (pts[6], pts[7]) to where module centres sit deepest inside

@@ -492,20 +492,23 @@ def score_grid(img_buf, thr_buf, tk: int, w: int, h: int, coef_buf, tmpl_buf, n:
     return good
 
 
-def grid_contrast(img_buf, w: int, h: int, coef_buf, size: int, thr_buf, bs: int, bw: int) -> int:
-    """Sum over all module centres of |grey - local threshold|: largest when the centres sit
-    in the middle of their modules, so it scores a fit where no fixed pattern can."""
+def grid_contrast(img_buf, w: int, h: int, coef_buf, size: int, thr_buf, bs: int, bw: int, half: int) -> int:
+    """Sum over the module centres of |grey - local threshold|: largest when the centres sit
+    in the middle of their modules, so it scores a fit where no fixed pattern can.  With
+    half = 1 only a checkerboard half of the modules (row + column even) is summed."""
     img = ptr8(img_buf)
     coef = ptr32(coef_buf)
     thr = ptr8(thr_buf)
+    st = 2 + 2 * half  # u steps per module visited
     total = 0
     r = 0
     while r < size:
         v = 2 * r + 1
-        nx = coef[0] + coef[1] * v + coef[2]
-        ny = coef[3] + coef[4] * v + coef[5]
-        dd = coef[6] + coef[7] * v + coef[8]
-        c = 0
+        c = r & half
+        u = 2 * c + 1
+        nx = coef[0] * u + coef[1] * v + coef[2]
+        ny = coef[3] * u + coef[4] * v + coef[5]
+        dd = coef[6] * u + coef[7] * v + coef[8]
         while c < size:
             if dd > 0:
                 x = (coef[9] + nx // dd) >> 4
@@ -515,10 +518,10 @@ def grid_contrast(img_buf, w: int, h: int, coef_buf, size: int, thr_buf, bs: int
                     if e < 0:
                         e = -e
                     total += e
-            nx += 2 * coef[0]
-            ny += 2 * coef[3]
-            dd += 2 * coef[6]
-            c += 1
+            nx += st * coef[0]
+            ny += st * coef[3]
+            dd += st * coef[6]
+            c += 1 + half
         r += 1
     return total
 

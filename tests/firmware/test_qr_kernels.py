@@ -271,13 +271,14 @@ def test_sampling_kernels_match_reference():
     assert kernels.score_grid(bimg, bthr, tk, w, h, coef, tmpl, 30) == good
     bs, bw = 8, (w + 7) // 8
     thr = bytearray(rnd(256) for _ in range(bw * ((h + 7) // 8)))
-    total = 0
-    for r in range(size):
-        for c in range(size):
-            x, y = _project(coef, 2 * c + 1, 2 * r + 1)
-            if 0 <= x < w and 0 <= y < h:
-                total += abs(img[y * w + x] - thr[(y // bs) * bw + x // bs])
-    assert kernels.grid_contrast(img, w, h, coef, size, thr, bs, bw) == total
+    for half in (0, 1):  # every module, or a checkerboard half of them
+        total = 0
+        for r in range(size):
+            for c in range(r % 2 if half else 0, size, 1 + half):
+                x, y = _project(coef, 2 * c + 1, 2 * r + 1)
+                if 0 <= x < w and 0 <= y < h:
+                    total += abs(img[y * w + x] - thr[(y // bs) * bw + x // bs])
+        assert kernels.grid_contrast(img, w, h, coef, size, thr, bs, bw, half) == total
 
 
 # The float 8x8 homography solve (what the decoder used before quad_coef): the reference.
