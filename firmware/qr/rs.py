@@ -102,8 +102,8 @@ def correct(block, n, necc):
             m += 1
     if nerr == 0 or 2 * nerr > necc:
         return -1
-    # Chien search: byte k has degree n-1-k; it is in error when sigma(a^-(n-1-k)) == 0.
-    # Chien search, sigma evaluated by Horner inline (no call per byte)
+    # Chien search: byte k has degree n-1-k; it is in error when sigma(a^-(n-1-k)) == 0
+    # (sigma evaluated by Horner, inline: no call per byte).
     found = 0
     pos = _pos
     ex = EXP

@@ -359,7 +359,7 @@ def _merge_bridges(each):
 def main(args):
     out = run(args.scanners, args.rate, args.seconds, args.drain, args.anchor_seconds,
               args.anchor_rate, not args.no_anchor, args.decider, args.ledger, args.workers,
-              getattr(args, "bridges", 1))
+              args.bridges)
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
