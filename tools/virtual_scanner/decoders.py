@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import threading
 
-# The firmware decoder keeps its buffers at module level (sized once, as on the device, where one
-# scanner runs one decoder). Several virtual scanners in one process share that module, so
-# their calls are serialised; the GIL serialises this CPU-bound work anyway.
+# Each virtual scanner gets its own Decoder, as each device runs its own: the streaming mode's
+# state (which pass read last, where the rotation stands) belongs to one camera. Shared by
+# several scanners it was interleaved: with two scanners, one of them met only the rotation's
+# passes. The kernels' module-level scratch is shared, so calls are serialised; the GIL
+# serialises this CPU-bound work anyway.
 _LOCK = threading.Lock()
 
 
@@ -18,18 +20,24 @@ class DecoderMissing(RuntimeError):
 
 
 def firmware_decoder():
-    """scanbridge_fw.qr.decode, checked on a generated scene so a broken decoder is named at
+    """A decode(gray, width, height) for one virtual scanner: its own scanbridge_fw.qr.Decoder in
+    streaming mode (Decoder.scan), checked on a generated scene so a broken decoder is named at
     start-up instead of showing up as a scanner that never reads anything."""
     try:
-        from scanbridge_fw.qr import scan as decode  # type: ignore[attr-defined]
+        from scanbridge_fw.qr import Decoder
     except ImportError as e:
-        raise DecoderMissing("scanbridge_fw.qr.scan missing: %s" % e)
+        raise DecoderMissing("scanbridge_fw.qr.Decoder missing: %s" % e)
     from scanbridge_tools.virtual_scanner.frames import render
+    own = []  # this scanner's Decoder, made again when the resolution changes
 
     def locked_decode(gray, width, height):
-        with _LOCK:  # copied inside: results may point into the decoder's shared buffers
-            return [bytes(x) for x in decode(gray, width, height)]
-    locked_decode.__module__ = decode.__module__
+        with _LOCK:  # copied inside: results may point into the decoder's buffers
+            d = own[0] if own else None
+            if d is None or d.width != width or d.height != height:
+                d = Decoder(width, height)  # ValueError QR_BAD_DIMENSIONS for impossible sizes
+                own[:] = [d]
+            return [bytes(x) for x in d.scan(gray)]
+    locked_decode.__module__ = "scanbridge_fw.qr"  # named in the demo's start-up line
     probe = b"SCANBRIDGE-SELFTEST-0001"
     f = render(probe)
     try:
@@ -39,7 +47,7 @@ def firmware_decoder():
             if got:
                 break
     except Exception as e:  # name the failure, whatever it is
-        raise DecoderMissing("scanbridge_fw.qr.scan failed on a test scene: %r" % (e,))
+        raise DecoderMissing("scanbridge_fw.qr Decoder.scan failed on a test scene: %r" % (e,))
     if got != [probe]:
-        raise DecoderMissing("scanbridge_fw.qr.scan read %r from a test scene" % (got,))
+        raise DecoderMissing("scanbridge_fw.qr Decoder.scan read %r from a test scene" % (got,))
     return locked_decode
