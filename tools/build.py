@@ -11,6 +11,8 @@ Layout of the output folder (= the device's filesystem root):
 """
 from __future__ import annotations
 
+import ast
+import copy
 import hashlib
 import json
 import re
@@ -75,6 +77,53 @@ def sha256_file(path: Path) -> str:
 # Per-pixel kernels: written in viper-compatible style, plain Python on the host and in the
 # WebAssembly MicroPython, native viper code on the device (docs/decoder.md).
 VIPER_MODULES = ("qr/kernels.py",)
+# Architectures whose machine word is 64 bits: there a viper ptr32 load is zero-extended, so a
+# negative int32 (the homography's coefficients) would read as a large positive number.  Their
+# builds (the host's viper test and bench build, never a device) sign-extend every ptr32 load;
+# on the 32-bit ESP32 the word is the int32 itself.
+WIDE_ARCHES = ("x64",)
+
+
+def sign_extend_ptr32_loads(source: str) -> str:
+    """The viper source with every load through a ptr32 cast written as a sign extension that
+    is the identity where words are 32 bits: v - (((v >> 31) + 1) >> 1 << 32), with v the load
+    (zero-extended in a 64-bit word, v >> 31 is 1 exactly when the int32 was negative; in a
+    32-bit word or in plain Python it is 0 or -1, and the term vanishes)."""
+    class Widen(ast.NodeTransformer):
+        def __init__(self):
+            self.names = set()
+
+        def visit_FunctionDef(self, node):
+            outer = self.names
+            self.names = {t.id for n in ast.walk(node) if isinstance(n, ast.Assign)
+                          and isinstance(n.value, ast.Call) and isinstance(n.value.func, ast.Name)
+                          and n.value.func.id == "ptr32" for t in n.targets if isinstance(t, ast.Name)}
+            self.generic_visit(node)
+            self.names = outer
+            return node
+
+        def visit_Subscript(self, node):
+            self.generic_visit(node)
+            if not (isinstance(node.ctx, ast.Load) and isinstance(node.value, ast.Name)
+                    and node.value.id in self.names):
+                return node
+            hi = ast.BinOp(ast.BinOp(ast.BinOp(ast.BinOp(node, ast.RShift(), ast.Constant(31)), ast.Add(), ast.Constant(1)),
+                                     ast.RShift(), ast.Constant(1)), ast.LShift(), ast.Constant(32))
+            return ast.BinOp(copy.deepcopy(node), ast.Sub(), hi)
+
+        def visit_AugAssign(self, node):
+            # `p[i] += d` loads p[i] too: spell it out as a store of the widened load
+            if isinstance(node.target, ast.Subscript) and isinstance(node.target.value, ast.Name) \
+                    and node.target.value.id in self.names:
+                load = copy.deepcopy(node.target)
+                load.ctx = ast.Load()
+                value = ast.BinOp(self.visit(load), node.op, self.visit(node.value))
+                return ast.Assign(targets=[node.target], value=value, lineno=node.lineno)
+            self.generic_visit(node)
+            return node
+
+    tree = Widen().visit(ast.parse(source))
+    return ast.unparse(ast.fix_missing_locations(tree))
 
 
 def build(out: Path, board: str | None = None, fw_dir: Path = FIRMWARE, arch: str = "xtensawin",
@@ -92,9 +141,16 @@ def build(out: Path, board: str | None = None, fw_dir: Path = FIRMWARE, arch: st
         dst = out / APP_DIR / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         # -s sets the name tracebacks show: the source path as it is in the repo
-        emit = ["-X", "emit=viper"] if str(rel.with_suffix(".py")) in VIPER_MODULES else []
+        viper = str(rel.with_suffix(".py")) in VIPER_MODULES
+        emit = ["-X", "emit=viper"] if viper else []
+        compiled = src
+        if viper and arch in WIDE_ARCHES:
+            compiled = dst.with_suffix(".wide.py")
+            compiled.write_text(sign_extend_ptr32_loads(src.read_text()))
         r = subprocess.run([exe, "-march=" + arch, *emit, "-s", "scanbridge_fw/" + str(rel.with_suffix(".py")),
-                            "-o", str(dst), str(src)], capture_output=True, text=True)
+                            "-o", str(dst), str(compiled)], capture_output=True, text=True)
+        if compiled != src:
+            compiled.unlink()
         if r.returncode != 0:
             raise BuildError("compile_failed", "%s: %s" % (src.relative_to(fw_dir), r.stderr.strip()))
         if progress:

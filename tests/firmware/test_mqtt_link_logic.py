@@ -5,7 +5,11 @@ import asyncio
 
 from scanbridge_fw import mqtt_link, topics, wifi, wire
 
-SPOOL = "/tmp/sb_spool_test" if not hasattr(asyncio, "sleep_ms") else "/sb_spool_test"
+try:
+    import tempfile  # CPython, and the unix port's test runner (tests/support/mpy_unix_run.py)
+    SPOOL = tempfile.mkdtemp() + "/spool"
+except ImportError:  # the WebAssembly MicroPython: its filesystem root is ours
+    SPOOL = "/sb_spool_test"
 
 
 class FakeClient:

