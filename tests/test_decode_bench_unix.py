@@ -1,0 +1,34 @@
+"""The decoder bench in the MicroPython unix port (tools/bench/decode_mpy.py --unix): a run with
+the viper kernels as machine code reports the kernel/rest split and both calibration loops, and
+the ESP32 estimate scales each part by its own factor."""
+import pytest
+
+from scanbridge_tools.bench import decode_mpy
+from tests.support.micropython_unix import unix_micropython
+
+
+@pytest.mark.skipif(unix_micropython() is None, reason="the MicroPython unix port is missing")
+def test_viper_run_reports_split_and_calibrations():
+    out = decode_mpy.run_unix(decode_mpy.clean_frame(), [], [], 2, 0, viper=True)
+    assert out["clean"]["scan"]["decoded"] == 1 and out["clean"]["full"]["decoded"] == 1
+    assert out["blank"]["scan"]["decoded"] == 0
+    assert out["calibration_ms"] > 0 and out["viper_calibration_ms"] > 0
+    for name in ("clean", "blank"):
+        r = out["replay"][name]
+        assert r["kernel_ms"] > 0 and r["scan_ms"] >= r["kernel_ms"] * 0.5
+    # the kernels a clean frame calls, by name, with their call counts
+    k = out["clean"]["scan"]["kernels"]
+    assert k["block_stats"][1] == 1 and k["read_codewords"][1] >= 1
+
+
+def test_estimate_scales_kernels_and_rest_by_their_own_factors():
+    vip = {"viper_calibration_ms": decode_mpy.FIELD_VIPER_MS, "calibration_ms": decode_mpy.FIELD_BYTECODE_MS * 2,
+           "replay": {"scenes": {"kernel_ms": 1.0, "rest_ms": 0.2, "scan_ms": 1.2}},
+           "stream": {"kernel_ms": 2.0, "other_ms": 0.0}}
+    rows = {r[0]: r for r in decode_mpy.esp32_estimate(vip)}
+    _, kern, rest, lo, hi, flo, fhi = rows["replay scenes"]
+    # kernels x 33..100; the rest is halved (this machine's bytecode loop is 2x the field notes')
+    # then x 170..260
+    assert lo == pytest.approx(33 + 0.1 * 170) and hi == pytest.approx(100 + 0.1 * 260)
+    assert fhi == pytest.approx(1000 / lo) and flo == pytest.approx(1000 / hi)
+    assert rows["stream (timers)"][3] == pytest.approx(66)
