@@ -21,9 +21,9 @@ def _elapsed_us(t0):
     return diff(now, t0) if diff is not None else now - t0
 
 
-KERNELS = ("block_stats", "block_smooth", "find_rows", "confirm_hit", "near_centre", "weakest",
+KERNELS = ("block_stats", "block_smooth", "find_rows", "confirm_hit", "near_centre",
            "sample_grid", "score_grid", "grid_contrast", "quad_coef", "find_alignment",
-           "function_template", "mark_rect", "read_codewords", "rs_syndromes", "nearest_word")
+           "function_template", "read_codewords", "rs_locate", "nearest_word")
 
 
 class _Timed:

@@ -1,38 +1,32 @@
-# From a sampled module grid to corrected data codewords: marks the function patterns, removes
+# From a sampled module grid to corrected data codewords: skips the function patterns, removes
 # the data mask, reads the codewords in the standard's zig-zag order, de-interleaves the blocks
-# and runs Reed-Solomon on each.  The grid is a bytearray, row-major, bit 0 = dark module;
-# bit 1 is set here on function modules (so one buffer serves both purposes).
+# and runs Reed-Solomon on each.  The grid is a bytearray, row-major, 1 = dark module.
 from . import kernels, rs, tables
 
-_FUNC = 2
+_amap = bytearray(177)  # read_codewords' alignment map for _amap_key (size * 64 + version)
+_amap_key = [0]
 
 
-def _fill(grid, size, r0, c0, h, w):
-    kernels.mark_rect(grid, size, r0, c0, h, w, _FUNC)
+def alignment_map(size, version):
+    """bytearray whose entry i is 1 when row/column i is within 2 of an alignment centre (what
+    read_codewords needs to skip the alignment patterns); built once per version."""
+    key = size * 64 + version
+    if _amap_key[0] != key:
+        am = _amap
+        for i in range(size):
+            am[i] = 0
+        for p in tables.alignment_positions(version):
+            for i in range(p - 2, p + 3):
+                am[i] = 1
+        _amap_key[0] = key
+    return _amap
 
 
-def mark_function(grid, size, version):
-    _fill(grid, size, 0, 0, 9, 9)  # top-left finder, separator, format info
-    _fill(grid, size, 0, size - 8, 9, 8)  # top-right
-    _fill(grid, size, size - 8, 0, 8, 9)  # bottom-left (incl. the dark module)
-    _fill(grid, size, 6, 0, 1, size)  # timing row
-    _fill(grid, size, 0, 6, size, 1)  # timing column
-    pos = tables.alignment_positions(version)
-    n = len(pos)
-    for i in range(n):
-        for j in range(n):
-            if (i == 0 and j == 0) or (i == 0 and j == n - 1) or (i == n - 1 and j == 0):
-                continue  # those would sit on a finder
-            _fill(grid, size, pos[i] - 2, pos[j] - 2, 5, 5)
-    if version >= 7:
-        _fill(grid, size, 0, size - 11, 6, 3)
-        _fill(grid, size, size - 11, 0, 3, 6)
-
-
-def read(grid, size, mask, out):
+def read(grid, size, version, mask, out):
     """Unmasked codewords in reading order into `out`; returns how many were filled (the
-    zig-zag walk with the mask formulas is the kernel read_codewords)."""
-    return kernels.read_codewords(grid, size, mask, out)
+    zig-zag walk, which skips the function modules, with the mask formulas is the kernel
+    read_codewords)."""
+    return kernels.read_codewords(grid, size, mask, alignment_map(size, version), out)
 
 
 def correct(raw, version, level, block, data):

@@ -316,8 +316,7 @@ class Decoder:
         level, mask = formatinfo.decode(g, size)
         if level < 0:
             return None
-        codewords.mark_function(g, size, version)
-        n = codewords.read(g, size, mask, self._raw)
+        n = codewords.read(g, size, version, mask, self._raw)
         if n < tables.total_codewords(version):
             return None
         nd, _fixed = codewords.correct(self._raw, version, level, self._block, self._data)

@@ -86,7 +86,7 @@ class FinderScanner:
             else:
                 # full (a large code's data is full of finder-like spots): the centre seen by
                 # the fewest rows makes room, or the third finder of a code could never get in
-                k = 4 * kernels.weakest(cent, MAX_CENTRES)
+                k = 4 * near(cent, MAX_CENTRES, 0, 0, 0, 2)  # (the kernel's mode 2)
             cent[k] = r[0]
             cent[k + 1] = r[1]
             cent[k + 2] = width

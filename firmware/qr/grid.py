@@ -42,11 +42,18 @@ def find_alignment(bits, w, h, ex, ey, ms, radius):
 def function_template(size, version, tmpl, apos):
     """Fill `tmpl` with (row, column, colour) of the modules whose colour the standard fixes
     (finders with separators, timing patterns, alignment patterns); returns their count.
-    `apos` is scratch for the alignment positions (7 bytes)."""
+    `apos` is scratch for the alignment centres ((row, column) pairs, 2 x 46 bytes)."""
     pos = tables.alignment_positions(version)
-    for i in range(len(pos)):
-        apos[i] = pos[i]
-    return kernels.function_template(size, apos, len(pos), tmpl)
+    k = len(pos)
+    na = 0
+    for i in range(k):
+        for j in range(k):
+            if (i == 0 and (j == 0 or j == k - 1)) or (i == k - 1 and j == 0):
+                continue  # those would sit on a finder
+            apos[2 * na] = pos[i]
+            apos[2 * na + 1] = pos[j]
+            na += 1
+    return kernels.function_template(size, apos, na, tmpl)
 
 
 _ALL_ANCHORS = (0, 1, 2, 3, 4, 5, 6, 7)
@@ -69,7 +76,7 @@ class Fitter:
         self.coef = array("i", (0 for _ in range(11)))
         self.pts = array("i", (0 for _ in range(8)))
         self._mirror = array("i", (0 for _ in range(8)))
-        self._apos = bytearray(8)
+        self._apos = bytearray(2 * 46)
         self.n = 0
         self.size = 0
         self._key = 0

@@ -108,13 +108,8 @@ def block_smooth(avg_buf, bw: int, bh: int, r: int, bias: int, thr_buf, col_buf)
         row = by * bw
         bx = 0
         while bx < bw:
-            cx = bx
-            if cx > bw - 1 - r:
-                cx = bw - 1 - r
-            if cx < r:
-                cx = r
-            if cx > r and cx == bx:
-                s += col[cx + r] - col[cx - r - 1]
+            if bx > r and bx < bw - r:  # the window moves with bx (cx == bx)
+                s += col[bx + r] - col[bx - r - 1]
             t = s // nn - bias
             if t < 0:
                 t = 0
@@ -324,22 +319,21 @@ def confirm_hit(img_buf, thr_buf, tk: int, w: int, h: int, x2: int, y: int, maxc
                         f = -f
                     if e * 100 < lim and g * 100 < lim * 3 // 2 and f * 100 < 3 * lim:
                         total = t
-        if dirn == 0:
+        out[2 + dirn] = total
+        if dirn < 2:
             if total == 0:
                 return 0
-            out[1] = 2 * py + 1 + r0 - r3
-            out[2] = total
-            py = out[1] // 2
-        elif dirn == 1:
-            if total == 0:
-                return 0
-            out[0] = 2 * px + 1 + r0 - r3
-            out[3] = total
-            px = out[0] // 2
-        else:
-            out[2 + dirn] = total
-            if total > 0:
-                ok = 1
+            # re-centre: the column moves y (out[1]), the row x (out[0])
+            if dirn == 0:
+                py = 2 * py + 1 + r0 - r3
+                out[1] = py
+                py = py // 2
+            else:
+                px = 2 * px + 1 + r0 - r3
+                out[0] = px
+                px = px // 2
+        elif total > 0:
+            ok = 1
         dirn += 1
     return ok
 
@@ -349,8 +343,18 @@ def near_centre(cent_buf, nc: int, x2: int, y2: int, t: int, mode: int) -> int:
     that the point (x2 / 2, y2 / 2) belongs to; its count goes up by one.  Returns its index or
     -1.  mode 0, a row hit of width t: within one module across, two modules (+1 px) along the
     column, width 0.6-1.7 x the centre's; mode 1, a confirmed centre: within 1.5 modules both
-    ways (module = width / 7)."""
+    ways (module = width / 7).  mode 2 (x2, y2, t unused): the index of the centre with the
+    fewest row hits, the oldest of equals (the scanner overwrites it when its buffer is full, so
+    that a busy code cannot crowd out a finder lower in the frame)."""
     cent = ptr32(cent_buf)
+    if mode == 2:
+        best = 0
+        i = 1
+        while i < nc:
+            if cent[4 * i + 3] < cent[4 * best + 3]:
+                best = i
+            i += 1
+        return best
     ka = 3  # mode 1: 1.5 modules (3 widths / 14) both ways
     kb = 3
     kc = 0
@@ -373,23 +377,6 @@ def near_centre(cent_buf, nc: int, x2: int, y2: int, t: int, mode: int) -> int:
                 return i
         i += 1
     return -1
-
-
-def weakest(cent_buf, nc: int) -> int:
-    """Index of the finder centre (int32 quads, as near_centre) with the fewest row hits; the
-    oldest of equals.  The scanner overwrites it when its buffer is full, so that a busy code
-    cannot crowd out a finder lower in the frame."""
-    cent = ptr32(cent_buf)
-    best = 0
-    lo = cent[3]
-    i = 1
-    while i < nc:
-        c = cent[4 * i + 3]
-        if c < lo:
-            lo = c
-            best = i
-        i += 1
-    return best
 
 
 def sample_grid(img_buf, thr_buf, tk: int, w: int, h: int, coef_buf, size: int, spread: int, grid_buf) -> int:
@@ -432,22 +419,19 @@ def sample_grid(img_buf, thr_buf, tk: int, w: int, h: int, coef_buf, size: int, 
                     bit = one
                 if spread > 0:
                     votes = 2 * bit
+                    dx = spread
+                    dy = 0
                     k = 0
                     while k < 4:
-                        xx = x
-                        yy = y
-                        if k == 0:
-                            xx = x - spread
-                        elif k == 1:
-                            xx = x + spread
-                        elif k == 2:
-                            yy = y - spread
-                        else:
-                            yy = y + spread
+                        xx = x + dx
+                        yy = y + dy
                         if 0 <= xx and xx < w and 0 <= yy and yy < h:
                             votes += inv
                             if img[yy * w + xx] <= thr[(yy >> sh) * bw + (xx >> sh)]:
                                 votes += one - inv
+                        t = dx  # the next of the four neighbours: a quarter turn
+                        dx = -dy
+                        dy = t
                         k += 1
                     bit = 0
                     if votes >= 3:
@@ -544,7 +528,10 @@ def quad_coef(pts_buf, size: int, coef_buf) -> int:
     x3 = p[6] - x0
     y3 = p[7] - y0
     # refuse absurd quads (and keep the determinants below 2**30)
+    # rm = the largest |coordinate|; rx, ry = |x1| + |x2|, |y1| + |y2|
     rm = 0
+    rx = 0
+    ry = 0
     i = 2
     while i < 8:
         t = p[i] - x0
@@ -554,6 +541,11 @@ def quad_coef(pts_buf, size: int, coef_buf) -> int:
             t = -t
         if t > rm:
             rm = t
+        if i < 6:
+            if i & 1:
+                ry += t
+            else:
+                rx += t
         i += 1
     if rm >= 16384 or size < 8 or size > 200:
         return 0
@@ -574,22 +566,6 @@ def quad_coef(pts_buf, size: int, coef_buf) -> int:
         return 0
     # |numerator| <= (2 size + 8) (|x1| + |x2|) (d + |g| + |k|) at every module centre (u, v
     # <= 2 size + 1): scale the determinants down (divide by q) until that is below 2**30
-    t = x1
-    if t < 0:
-        t = -t
-    rx = t
-    t = x2
-    if t < 0:
-        t = -t
-    rx += t
-    t = y1
-    if t < 0:
-        t = -t
-    ry = t
-    t = y2
-    if t < 0:
-        t = -t
-    ry += t
     if ry > rx:
         rx = ry
     room = 0x3FFFFFFF // (2 * size + 8) // (rx + 1)
@@ -712,45 +688,12 @@ def find_alignment(img_buf, thr_buf, tk: int, w: int, h: int, ex16: int, ey16: i
 
 
 def function_template(size: int, apos_buf, na: int, tmpl_buf) -> int:
-    """(row, column, colour) of every module whose colour the standard fixes: the three finders
-    with their separators, both timing patterns, and the alignment patterns at the na
-    positions apos (all pairs except the three on finders).  Returns how many."""
+    """(row, column, colour) of every module whose colour the standard fixes: both timing
+    patterns, the three finders with their separators, and the na alignment patterns centred
+    at the (row, column) pairs in apos.  Returns how many."""
     apos = ptr8(apos_buf)
     tmpl = ptr16(tmpl_buf)
     n = 0
-    f = 0
-    while f < 3:
-        fr = 0
-        fc = 0
-        if f == 1:
-            fc = size - 7
-        if f == 2:
-            fr = size - 7
-        r = -1
-        while r < 8:
-            c = -1
-            while c < 8:
-                rr = fr + r
-                cc = fc + c
-                if rr >= 0 and cc >= 0 and rr < size and cc < size:
-                    dr = r - 3
-                    if dr < 0:
-                        dr = -dr
-                    dc = c - 3
-                    if dc < 0:
-                        dc = -dc
-                    if dc > dr:
-                        dr = dc
-                    v = 1
-                    if dr == 2 or dr == 4:
-                        v = 0
-                    tmpl[3 * n] = rr
-                    tmpl[3 * n + 1] = cc
-                    tmpl[3 * n + 2] = v
-                    n += 1
-                c += 1
-            r += 1
-        f += 1
     i = 8
     while i < size - 8:
         v = 1 - (i & 1)
@@ -762,66 +705,59 @@ def function_template(size: int, apos_buf, na: int, tmpl_buf) -> int:
         tmpl[3 * n + 5] = v
         n += 2
         i += 1
-    i = 0
-    while i < na:
-        j = 0
-        while j < na:
-            skip = 0
-            if i == 0 and (j == 0 or j == na - 1):
-                skip = 1
-            if i == na - 1 and j == 0:
-                skip = 1
-            if skip == 0:
-                r = -2
-                while r < 3:
-                    c = -2
-                    while c < 3:
-                        v = 1
-                        if (r == 1 or r == -1) and c >= -1 and c <= 1:
-                            v = 0
-                        if (c == 1 or c == -1) and r >= -1 and r <= 1:
-                            v = 0
-                        if r == 0 and c == 0:
-                            v = 1
-                        tmpl[3 * n] = apos[i] + r
-                        tmpl[3 * n + 1] = apos[j] + c
-                        tmpl[3 * n + 2] = v
-                        n += 1
-                        c += 1
-                    r += 1
-            j += 1
-        i += 1
+    # concentric squares: q < 3 the finders (centre module 3 from the corner, radius 4 with the
+    # separator, rings 2 and 4 light), then the alignment patterns (radius 2, ring 1 light);
+    # light = bit mask of the light rings; modules outside the grid are left out
+    q = 0
+    while q < 3 + na:
+        cy = 3
+        cx = 3
+        rad = 4
+        light = 20
+        if q == 1:
+            cx = size - 4
+        elif q == 2:
+            cy = size - 4
+        elif q >= 3:
+            rad = 2
+            light = 2
+            cy = apos[2 * q - 6]
+            cx = apos[2 * q - 5]
+        r = -rad
+        while r <= rad:
+            c = -rad
+            while c <= rad:
+                y = cy + r
+                x = cx + c
+                if y >= 0 and x >= 0 and y < size and x < size:
+                    d = r
+                    if d < 0:
+                        d = -d
+                    e = c
+                    if e < 0:
+                        e = -e
+                    if e > d:
+                        d = e
+                    tmpl[3 * n] = y
+                    tmpl[3 * n + 1] = x
+                    tmpl[3 * n + 2] = 1 - ((light >> d) & 1)
+                    n += 1
+                c += 1
+            r += 1
+        q += 1
     return n
 
 
-def mark_rect(grid_buf, size: int, r0: int, c0: int, rh: int, cw: int, bit: int) -> int:
-    """OR `bit` into the modules of the rectangle (clipped to the grid)."""
+def read_codewords(grid_buf, size: int, mask: int, amap_buf, out_buf) -> int:
+    """Unmask and read the codewords (grid: 1 = dark) in the standard's zig-zag order, skipping
+    the function modules: finders with separators and format areas, timing patterns, version
+    areas (size >= 45), alignment patterns (amap[i] != 0 when row/column i is within 2 of an
+    alignment centre; the three pairs on finders lie in finder areas, or next to one: row or
+    column size - 9).  Returns how many bytes went into out."""
     grid = ptr8(grid_buf)
-    r1 = r0 + rh
-    c1 = c0 + cw
-    if r0 < 0:
-        r0 = 0
-    if c0 < 0:
-        c0 = 0
-    if r1 > size:
-        r1 = size
-    if c1 > size:
-        c1 = size
-    r = r0
-    while r < r1:
-        c = c0
-        while c < c1:
-            grid[r * size + c] = grid[r * size + c] | bit
-            c += 1
-        r += 1
-    return 0
-
-
-def read_codewords(grid_buf, size: int, mask: int, out_buf) -> int:
-    """Unmask and read the codewords in the standard's zig-zag order, skipping function modules
-    (bit 1 set in the grid, bit 0 = dark).  Returns how many bytes went into out."""
-    grid = ptr8(grid_buf)
+    am = ptr8(amap_buf)
     out = ptr8(out_buf)
+    s9 = size - 9
     n = 0
     acc = 0
     nbits = 0
@@ -838,25 +774,35 @@ def read_codewords(grid_buf, size: int, mask: int, out_buf) -> int:
             j = 0
             while j < 2:
                 c = right - j
-                v = grid[r * size + c]
-                if (v & 2) == 0:
-                    bit = v & 1
+                fn = 0
+                if r == 6 or c == 6:
+                    fn = 1
+                elif r < 9 and (c < 9 or c > s9):
+                    fn = 1
+                elif c < 9 and r > s9:
+                    fn = 1
+                elif am[r] != 0 and am[c] != 0 and (r > 8 or c != s9) and (c > 8 or r != s9):
+                    fn = 1
+                elif size >= 45 and ((r < 6 and c > size - 12) or (c < 6 and r > size - 12)):
+                    fn = 1
+                if fn == 0:
+                    bit = grid[r * size + c]
                     if mask == 0:
-                        f = (r + c) % 2
+                        f = (r + c) & 1
                     elif mask == 1:
-                        f = r % 2
+                        f = r & 1
                     elif mask == 2:
                         f = c % 3
                     elif mask == 3:
                         f = (r + c) % 3
                     elif mask == 4:
-                        f = (r // 2 + c // 3) % 2
-                    elif mask == 5:
-                        f = (r * c) % 2 + (r * c) % 3
-                    elif mask == 6:
-                        f = ((r * c) % 2 + (r * c) % 3) % 2
+                        f = ((r >> 1) + c // 3) & 1
+                    elif mask == 7:
+                        f = (((r + c) & 1) + (r * c) % 3) & 1
                     else:
-                        f = ((r + c) % 2 + (r * c) % 3) % 2
+                        f = ((r * c) & 1) + (r * c) % 3
+                        if mask == 6:
+                            f = f & 1
                     if f == 0:
                         bit = bit ^ 1
                     acc = (acc << 1) | bit
@@ -873,13 +819,17 @@ def read_codewords(grid_buf, size: int, mask: int, out_buf) -> int:
     return n
 
 
-def rs_syndromes(block_buf, n: int, necc: int, exp_buf, log_buf, syn_buf) -> int:
-    """syn[i] = r(a^i) for i < necc, the received block (highest degree first) evaluated by
-    Horner over GF(256) with the exp/log tables.  Returns the OR of all syndromes (0: clean)."""
+def rs_locate(block_buf, n: int, necc: int, gf_buf, work_buf) -> int:
+    """Reed-Solomon error location over GF(256) for block[0:n] (highest degree first) with necc
+    (<= 31) ECC bytes; gf = the exp table (512 bytes, a^i for i < 512) then the log table (256).
+    work (128 bytes) receives the syndromes work[i] = r(a^i) (Horner; returns 0 when all are
+    0), the error locator sig = work[32 + i] (low-order first, by Berlekamp-Massey; work[64..]
+    is its scratch) and, from the Chien search, the error positions work[96 + j]: the indices k
+    with sig(a^-(n-1-k)) == 0, increasing.  Returns the number of errors (the locator's
+    degree), or -1 when it exceeds necc // 2 or the locator has fewer roots among the n bytes."""
     block = ptr8(block_buf)
-    ex = ptr8(exp_buf)
-    lg = ptr8(log_buf)
-    syn = ptr8(syn_buf)
+    gf = ptr8(gf_buf)
+    wk = ptr8(work_buf)
     nz = 0
     i = 0
     while i < necc:
@@ -887,13 +837,82 @@ def rs_syndromes(block_buf, n: int, necc: int, exp_buf, log_buf, syn_buf) -> int
         k = 0
         while k < n:
             if acc != 0:
-                acc = ex[lg[acc] + i]
+                acc = gf[gf[512 + acc] + i]
             acc = acc ^ block[k]
             k += 1
-        syn[i] = acc
+        wk[i] = acc
         nz = nz | acc
+        wk[32 + i] = 0
+        wk[64 + i] = 0
         i += 1
-    return nz
+    if nz == 0:
+        return 0
+    wk[32 + necc] = 0
+    wk[64 + necc] = 0
+    wk[32] = 1
+    wk[64] = 1
+    ne = 0  # degree of sig
+    m = 1
+    lb = 0  # log of the last nonzero discrepancy (1 at first)
+    r = 0
+    while r < necc:
+        d = wk[r]
+        i = 1
+        while i <= ne:
+            a = wk[32 + i]
+            b = wk[r - i]
+            if a != 0 and b != 0:
+                d = d ^ gf[gf[512 + a] + gf[512 + b]]
+            i += 1
+        if d == 0:
+            m += 1
+        else:
+            lc = gf[512 + d] + 255 - lb  # log of d / b
+            if lc >= 255:
+                lc -= 255
+            sw = 0
+            if 2 * ne <= r:
+                sw = 1
+            # sig -= (d / b) x^m prev, from the top down so that prev can take the old sig
+            # in the same pass (prev[i - m] is read before it is overwritten)
+            i = necc
+            while i >= 0:
+                a = wk[32 + i]
+                if i >= m:
+                    b = wk[64 + i - m]
+                    if b != 0:
+                        wk[32 + i] = a ^ gf[gf[512 + b] + lc]
+                if sw == 1:
+                    wk[64 + i] = a
+                i -= 1
+            if sw == 1:
+                ne = r + 1 - ne
+                lb = gf[512 + d]
+                m = 1
+            else:
+                m += 1
+        r += 1
+    if 2 * ne > necc:  # (ne >= 1 here: some syndrome is not 0)
+        return -1
+    # at most ne roots (sig is not 0: sig[0] = 1), at distinct a^-(n-1-k) for n <= 255
+    found = 0
+    k = 0
+    while k < n:
+        lx = 255 - (n - 1 - k)  # log of a^-(n-1-k) (255 for a^0: exp repeats from 255 on)
+        acc = 0
+        i = ne
+        while i >= 0:
+            if acc != 0:
+                acc = gf[gf[512 + acc] + lx]
+            acc = acc ^ wk[32 + i]
+            i -= 1
+        if acc == 0:
+            wk[96 + found] = k
+            found += 1
+        k += 1
+    if found != ne:
+        return -1
+    return found
 
 
 def nearest_word(word: int, words_buf, n: int, out_buf) -> int:

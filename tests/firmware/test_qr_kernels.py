@@ -406,7 +406,7 @@ def test_find_alignment_matches_reference():
 
 
 def test_function_template_matches_reference():
-    from scanbridge_fw.qr import tables
+    from scanbridge_fw.qr import grid, tables
     for version in (1, 2, 7, 14, 32, 40):
         size = tables.size_of(version)
         pos = tables.alignment_positions(version)
@@ -429,8 +429,8 @@ def test_function_template_matches_reference():
                     for c in range(-2, 3):
                         ref.append((pos[i] + r, pos[j] + c, 0 if max(abs(r), abs(c)) == 1 else 1))
         tmpl = array("H", [0] * 3 * (len(ref) + 10))
-        apos = bytearray(pos) + bytearray(1)
-        n = kernels.function_template(size, apos, len(pos), tmpl)
+        apos = bytearray(92)
+        n = grid.function_template(size, version, tmpl, apos)  # the kernel, with the pairs
         got = [(tmpl[3 * i], tmpl[3 * i + 1], tmpl[3 * i + 2]) for i in range(n)]
         assert sorted(got) == sorted(ref)
 
@@ -441,50 +441,133 @@ def _ref_masked(mask, r, c):
             ((r + c) % 2 + (r * c) % 3) % 2 == 0][mask]
 
 
-def test_read_codewords_and_mark_rect_match_reference():
+def _ref_function_modules(size, version):
+    """The standard's function modules, drawn module by module (a set of (row, column))."""
+    from scanbridge_fw.qr import tables
+    fn = set()
+    for r0, c0, h, w in ((0, 0, 9, 9), (0, size - 8, 9, 8), (size - 8, 0, 8, 9), (6, 0, 1, size), (0, 6, size, 1)):
+        fn.update((r, c) for r in range(r0, r0 + h) for c in range(c0, c0 + w))
+    pos = tables.alignment_positions(version)
+    k = len(pos)
+    for i in range(k):
+        for j in range(k):
+            if (i, j) not in ((0, 0), (0, k - 1), (k - 1, 0)):
+                fn.update((pos[i] + r, pos[j] + c) for r in range(-2, 3) for c in range(-2, 3))
+    if version >= 7:
+        fn.update((r, c) for r in range(6) for c in range(size - 11, size - 8))
+        fn.update((r, c) for r in range(size - 11, size - 8) for c in range(6))
+    return fn
+
+
+def test_read_codewords_matches_reference():
+    from scanbridge_fw.qr import codewords, tables
     rnd = _rand(9)
-    size = 29
-    for mask in range(8):
-        grid = bytearray(rnd(2) for _ in range(size * size))
-        kernels.mark_rect(grid, size, -1, 3, 5, 4, 2)  # clipped at the top
-        kernels.mark_rect(grid, size, 20, 25, 12, 9, 2)  # clipped at the bottom right
-        for r in range(size):
-            for c in range(size):
-                inside = (0 <= r < 4 and 3 <= c < 7) or (20 <= r and 25 <= c)
-                assert (grid[r * size + c] >> 1) == (1 if inside else 0)
-        bits = []
-        right, up = size - 1, True
-        while right >= 1:
-            if right == 6:
-                right = 5
-            for vert in range(size):
-                r = size - 1 - vert if up else vert
-                for c in (right, right - 1):
-                    v = grid[r * size + c]
-                    if not v & 2:
-                        bits.append((v & 1) ^ (1 if _ref_masked(mask, r, c) else 0))
-            up = not up
-            right -= 2
-        ref = bytes(int("".join(map(str, bits[i:i + 8])), 2) for i in range(0, len(bits) - 7, 8))
-        out = bytearray(len(ref) + 4)
-        assert kernels.read_codewords(grid, size, mask, out) == len(ref)
-        assert out[:len(ref)] == ref
+    for version in (1, 2, 6, 7, 14, 32, 40):
+        size = tables.size_of(version)
+        fn = _ref_function_modules(size, version)
+        amap = codewords.alignment_map(size, version)
+        # the data modules are exactly what the standard's capacity says
+        assert size * size - len(fn) == 8 * tables.total_codewords(version) + [0, 0, 7, 7, 7, 7, 7, 0, 0, 0, 0, 0, 0, 0,
+                                                                              3, 3, 3, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4,
+                                                                              3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0, 0, 0][version]
+        for mask in range(8) if version in (2, 7) else (version % 8,):
+            grid = bytearray(rnd(2) for _ in range(size * size))
+            bits = []
+            right, up = size - 1, True
+            while right >= 1:
+                if right == 6:
+                    right = 5
+                for vert in range(size):
+                    r = size - 1 - vert if up else vert
+                    for c in (right, right - 1):
+                        if (r, c) not in fn:
+                            bits.append(grid[r * size + c] ^ (1 if _ref_masked(mask, r, c) else 0))
+                up = not up
+                right -= 2
+            ref = bytes(int("".join(map(str, bits[i:i + 8])), 2) for i in range(0, len(bits) - 7, 8))
+            out = bytearray(len(ref) + 4)
+            assert kernels.read_codewords(grid, size, mask, amap, out) == len(ref)
+            assert out[:len(ref)] == ref
 
 
-def test_rs_syndromes_and_nearest_word_match_reference():
+def _ref_rs_locate(block, n, necc):
+    """Syndromes, Berlekamp-Massey (textbook, with lists) and a brute-force root search:
+    (result, syndromes, locator, positions) as rs_locate defines them."""
+    from scanbridge_fw.qr import rs
+    syn = []
+    for i in range(necc):
+        acc = 0
+        for k in range(n):
+            acc = rs.mul(acc, rs.EXP[i]) ^ block[k]
+        syn.append(acc)
+    if not any(syn):
+        return 0, syn, None, None
+    c = [1] + [0] * necc
+    b = [1] + [0] * necc
+    el, m, bd = 0, 1, 1
+    for r in range(necc):
+        d = syn[r]
+        for i in range(1, el + 1):
+            d ^= rs.mul(c[i], syn[r - i])
+        if d == 0:
+            m += 1
+            continue
+        coef = rs.EXP[(rs.LOG[d] - rs.LOG[bd]) % 255]
+        t = list(c)
+        for i in range(necc + 1 - m):
+            c[i + m] ^= rs.mul(coef, b[i])
+        if 2 * el <= r:
+            el, b, bd, m = r + 1 - el, t, d, 1
+        else:
+            m += 1
+    if 2 * el > necc:
+        return -1, syn, c, None
+    pos = []
+    for k in range(n):
+        x = rs.EXP[(255 - (n - 1 - k)) % 255]
+        acc = 0
+        for i in range(el, -1, -1):
+            acc = rs.mul(acc, x) ^ c[i]
+        if acc == 0:
+            pos.append(k)
+    return (el if len(pos) == el else -1), syn, c, pos
+
+
+def test_rs_locate_and_nearest_word_match_reference():
     from scanbridge_fw.qr import rs
     rnd = _rand(13)
-    block = bytearray(rnd(256) for _ in range(40))
-    syn = bytearray(16)
-    nz = kernels.rs_syndromes(block, 40, 16, rs.EXP, rs.LOG, syn)
-    acc_or = 0
-    for i in range(16):
-        acc = 0
-        for k in range(40):
-            acc = rs.mul(acc, rs.EXP[i]) ^ block[k]
-        assert syn[i] == acc
-        acc_or |= acc
-    assert nz == acc_or and nz != 0
+    work = bytearray(128)
+    results = []
+    for trial in range(36):
+        necc = (7, 10, 16, 22, 26, 30)[trial % 6]
+        n = necc + 5 + rnd(120)
+        # a codeword (message times the generator, both highest degree first) with
+        # 0 .. necc // 2 + 3 byte errors, or plain noise
+        gen = [1]
+        for i in range(necc):
+            gen = [(gen[j] if j < len(gen) else 0) ^ (rs.mul(gen[j - 1], rs.EXP[i]) if j else 0)
+                   for j in range(len(gen) + 1)]
+        msg = [rnd(256) for _ in range(n - necc)]
+        code = [0] * n
+        for i, a in enumerate(msg):
+            for j, g in enumerate(gen):
+                code[i + j] ^= rs.mul(a, g)
+        block = bytearray(code)
+        if trial % 7 == 6:
+            block = bytearray(rnd(256) for _ in range(n))
+        else:
+            for _ in range(trial % (necc // 2 + 4)):
+                block[rnd(n)] ^= 1 + rnd(255)
+        want, syn, sig, pos = _ref_rs_locate(block, n, necc)
+        got = kernels.rs_locate(block, n, necc, rs.GF, work)
+        assert got == want
+        assert list(work[0:necc]) == syn
+        if sig is not None:
+            assert list(work[32:33 + necc]) == sig
+        if got > 0:
+            assert list(work[96:96 + got]) == pos
+        results.append(got)
+    assert 0 in results and -1 in results and max(results) >= 5, results
     words = array("i", [rnd(1 << 15) for _ in range(32)])
     out = array("i", [0])
     for word in (words[5], words[5] ^ 0x101, rnd(1 << 15), 0):
@@ -520,8 +603,9 @@ def test_weakest_is_the_fewest_hits_oldest_first():
     cent = array("i", [0] * 4 * 6)
     for i, count in enumerate((5, 3, 9, 3, 4, 7)):
         cent[4 * i + 3] = count
-    assert kernels.weakest(cent, 6) == 1
-    assert kernels.weakest(cent, 1) == 0
+    assert kernels.near_centre(cent, 6, 0, 0, 0, 2) == 1  # mode 2: the weakest
+    assert kernels.near_centre(cent, 1, 0, 0, 0, 2) == 0
     cent[4 * 5 + 3] = 1
-    assert kernels.weakest(cent, 6) == 5
-    assert kernels.weakest(cent, 5) == 1  # only the first nc count
+    assert kernels.near_centre(cent, 6, 0, 0, 0, 2) == 5
+    assert kernels.near_centre(cent, 5, 0, 0, 0, 2) == 1  # only the first nc count
+    assert [cent[4 * i + 3] for i in range(6)] == [5, 3, 9, 3, 4, 1]  # and nothing counted
