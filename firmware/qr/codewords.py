@@ -46,28 +46,30 @@ def correct(raw, version, level, block, data):
     short_len = total // nb
     n_short = nb - total % nb
     short_data = short_len - necc
+    ecc_base = short_data * nb + (nb - n_short)
     ndata_total = 0
     fixed = 0
     for b in range(nb):
-        dlen = short_data + (0 if b < n_short else 1)
-        # data codewords: column i of the interleave, skipping short blocks at their last column
-        k = 0
-        for i in range(dlen):
-            if i < short_data:
-                idx = i * nb + b
-            else:
-                idx = short_data * nb + (b - n_short)
+        # data codewords: column b of the interleave, long blocks (the last nb - n_short) one
+        # more from the extra column; then the ECC codewords, column b after ecc_base
+        idx = b
+        for k in range(short_data):
             block[k] = raw[idx]
+            idx += nb
+        k = short_data
+        if b >= n_short:
+            block[k] = raw[short_data * nb + b - n_short]
             k += 1
-        ecc_base = short_data * nb + (nb - n_short)
-        for i in range(necc):
-            block[k] = raw[ecc_base + i * nb + b]
+        dlen = k
+        idx = ecc_base + b
+        for _ in range(necc):
+            block[k] = raw[idx]
+            idx += nb
             k += 1
         r = rs.correct(block, k, necc)
         if r < 0:
             return -1, 0
         fixed += r
-        for i in range(dlen):
-            data[ndata_total + i] = block[i]
+        data[ndata_total:ndata_total + dlen] = memoryview(block)[0:dlen]
         ndata_total += dlen
     return ndata_total, fixed

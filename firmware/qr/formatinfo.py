@@ -1,7 +1,9 @@
 # Format information: the 15-bit BCH(15,5) word that carries the ECC level and the mask.
 # Both copies are read from the sampled grid; the nearest valid codeword within distance 3 wins.
 
-from scanbridge_fw.qr import bch
+from array import array
+
+from scanbridge_fw.qr import bch, kernels
 
 _MASK = 0x5412  # XOR pattern applied to every format word
 _GEN = 0x537  # BCH generator polynomial x^10 + x^8 + x^5 + x^4 + x^2 + x + 1
@@ -16,6 +18,7 @@ def encode(data5):
 
 
 CODEWORDS = bch.table([encode(d) for d in range(32)])
+_OUT = array("i", (0,))
 
 
 def nearest(word, max_dist=3):
@@ -26,37 +29,60 @@ def nearest(word, max_dist=3):
     return best, bestd
 
 
+_IDX = array("H", (0 for _ in range(30)))  # grid indices of both copies' bits, for _idx_size
+_idx_size = [0]
+
+
+def _indices(size):
+    """The grid index of bit i of copy 1 (_IDX[i]) and of copy 2 (_IDX[15 + i]) for this size,
+    computed when the size changes."""
+    if _idx_size[0] != size:
+        for i in range(15):
+            # copy 1 wraps around the top-left finder
+            if i < 6:
+                _IDX[i] = i * size + 8
+            elif i < 8:
+                _IDX[i] = (i + 1) * size + 8
+            elif i == 8:
+                _IDX[i] = 8 * size + 7
+            else:
+                _IDX[i] = 8 * size + 14 - i
+            # copy 2 is split between the top-right and bottom-left finders
+            if i < 8:
+                _IDX[15 + i] = 8 * size + size - 1 - i
+            else:
+                _IDX[15 + i] = (size - 15 + i) * size + 8
+        _idx_size[0] = size
+    return _IDX
+
+
 def read_words(grid, size):
     """The two raw 15-bit copies (bit i at the standard's position i) from a module grid
     (bytearray, row-major, 1 = dark)."""
+    idx = _indices(size)
     a = 0
     b = 0
-    for i in range(15):
-        # copy 1 wraps around the top-left finder
-        if i < 6:
-            bit = grid[i * size + 8]
-        elif i < 8:
-            bit = grid[(i + 1) * size + 8]
-        elif i == 8:
-            bit = grid[8 * size + 7]
-        else:
-            bit = grid[8 * size + 14 - i]
-        a |= bit << i
-        # copy 2 is split between the top-right and bottom-left finders
-        if i < 8:
-            bit = grid[8 * size + size - 1 - i]
-        else:
-            bit = grid[(size - 15 + i) * size + 8]
-        b |= bit << i
+    for i in range(14, -1, -1):
+        a = (a << 1) | grid[idx[i]]
+        b = (b << 1) | grid[idx[15 + i]]
     return a, b
 
 
 def decode(grid, size):
     """(level, mask) from the best of both copies, or (-1, -1)."""
     a, b = read_words(grid, size)
-    da, ea = nearest(a)
-    db, eb = nearest(b)
-    if da < 0 and db < 0:
-        return -1, -1
-    d = da if (db < 0 or (da >= 0 and ea <= eb)) else db
+    # nearest() of each copy, the kernel called directly (this runs for every sampled grid)
+    out = _OUT
+    da = kernels.nearest_word(a, CODEWORDS, 32, out)
+    ea = out[0]
+    db = kernels.nearest_word(b, CODEWORDS, 32, out)
+    eb = out[0]
+    if ea > 3:
+        if eb > 3:
+            return -1, -1
+        d = db
+    elif eb > 3 or ea <= eb:
+        d = da
+    else:
+        d = db
     return d >> 3, d & 7

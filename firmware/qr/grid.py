@@ -151,23 +151,23 @@ class Fitter:
         contrast = kernels.grid_contrast
         half = self.half
         budget = self.budget
-        taken = 0
+        start = budget  # steps taken = start - budget (a budget of -1, no cap, goes on down)
         try:
             for rnd in range(rounds):
                 step = int(ms * 16 * first / (1 << rnd) + 0.5)  # in 1/16 px
                 if step < 1:
                     break
+                moves = (step, -step)
                 improved = True
                 passes = 0
                 while improved and passes < 6:
                     improved = False
                     passes += 1
                     for i in coords:
-                        for d in (step, -step):
+                        for d in moves:
                             if budget == 0:
                                 return best
-                            budget -= 1  # (from -1, no cap, it only goes further down)
-                            taken += 1
+                            budget -= 1
                             p[i] += d
                             if quad(p, size, coef) == 0:
                                 s = -1
@@ -185,7 +185,7 @@ class Fitter:
             return best
         finally:
             self.budget = budget
-            self.steps += taken
+            self.steps += start - budget
 
     def contrast(self, gray, w, h, binz):
         if self.budget == 0:
