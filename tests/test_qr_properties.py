@@ -61,7 +61,10 @@ def test_generated_codes_decode_exactly(data, version, error, mask, module, inve
     frame, w, h = render(qr.matrix, module, inverted, mirrored)
     got = decode(frame, w, h)
     if qr.mode == "kanji" and not isinstance(data, bytes):  # Kanji mode: Shift JIS comes back
-        expected = data.encode("shift_jis")
+        try:
+            expected = data.encode("shift_jis")
+        except UnicodeEncodeError:
+            pass  # text segno wrote as bytes that merely look like Shift JIS: those come back
     assert got == [expected], (qr.designator, qr.mode, module, inverted, mirrored)
 
 
