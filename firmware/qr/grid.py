@@ -150,6 +150,7 @@ class Fitter:
         score = kernels.score_grid
         contrast = kernels.grid_contrast
         half = self.half
+        nco = len(coords)
         budget = self.budget
         start = budget  # steps taken = start - budget (a budget of -1, no cap, goes on down)
         try:
@@ -157,14 +158,23 @@ class Fitter:
                 step = int(ms * 16 * first / (1 << rnd) + 0.5)  # in 1/16 px
                 if step < 1:
                     break
-                moves = (step, -step)
+                # Only moves to anchors not scored before are made (the objective is a function
+                # of the anchors, and best only grows, so a repeat could never improve): after
+                # a move that improves, not the reverse (back where it was); and when a pass
+                # comes back to the coordinate that improved last with nothing moved since,
+                # only its move onwards, then the pass ends (the rest were tried as they are).
+                last = -1  # index in coords of the last improving move, and that move
+                lastd = 0
                 improved = True
                 passes = 0
                 while improved and passes < 6:
                     improved = False
                     passes += 1
-                    for i in coords:
-                        for d in moves:
+                    for j in range(nco):
+                        i = coords[j]
+                        again = j == last and not improved
+                        d = lastd if again else step
+                        while True:
                             if budget == 0:
                                 return best
                             budget -= 1
@@ -178,8 +188,15 @@ class Fitter:
                             if s > best:
                                 best = s
                                 improved = True
-                            else:
-                                p[i] -= d
+                                last = j
+                                lastd = d
+                                break
+                            p[i] -= d
+                            if again or d != step:
+                                break
+                            d = -d
+                        if again and not improved:
+                            break
                     if best == perfect:
                         return best
             return best
