@@ -119,7 +119,16 @@ def info(app, args):
             "device": board.unique_id(), "reset_cause": _ask(board, "reset_cause", None),
             "boot_count": _boot_count(), "uptime_ms": ticks_diff(ticks_ms(), app._started),
             "link": app.config.get("link"), "proto": wire.PROTOCOL_VERSION,
-            "camera": camera_state(app)}
+            "camera": camera_state(app), "kernels": _kernels()}
+
+
+def _kernels():
+    """How the decoder's per-pixel kernels run: viper, python (a host), or bytecode and why."""
+    try:
+        from scanbridge_fw import qr
+        return qr.KERNELS[:120]
+    except Exception as e:  # the decoder does not even import: say that instead
+        return "unavailable: %s" % _err_text(e)
 
 
 def health(app, args):

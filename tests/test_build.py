@@ -18,7 +18,13 @@ def test_layout_and_manifest(tmp_path):
     out = tmp_path / "out"
     srcs = b.sources()
     mpys = sorted(p.relative_to(out / b.APP_DIR).as_posix() for p in (out / b.APP_DIR).rglob("*.mpy"))
-    assert mpys == sorted(p.relative_to(ROOT / "firmware").with_suffix(".mpy").as_posix() for p in srcs)
+    want = [p.relative_to(ROOT / "firmware").with_suffix(".mpy").as_posix() for p in srcs]
+    # each viper module also as bytecode, its fallback when no executable RAM is left
+    want += [v[:-3] + "_bytecode.mpy" for v in b.VIPER_MODULES]
+    assert mpys == sorted(want)
+    kernels = (out / b.APP_DIR / "qr" / "kernels.mpy").read_bytes()
+    fallback = (out / b.APP_DIR / "qr" / "kernels_bytecode.mpy").read_bytes()
+    assert kernels[2] >> 2 != 0 and fallback[2] >> 2 == 0  # machine code (arch set) vs bytecode only
     assert (out / "boot.py").read_text() == (ROOT / "firmware/device/boot.py").read_text()
     assert (out / "main.py").exists() and not (out / b.APP_DIR / "device").exists()
     assert json.loads((out / "board.json").read_text())["id"] == "ai-thinker-esp32-cam"

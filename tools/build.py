@@ -3,7 +3,8 @@ a folder laid out like the device's filesystem, with a manifest (path -> sha256)
 compares with hashes computed on the device to copy only what changed.
 
 Layout of the output folder (= the device's filesystem root):
-    lib/scanbridge_fw/**.mpy   the app, one .mpy per firmware .py (firmware/device/ excluded)
+    lib/scanbridge_fw/**.mpy   the app, one .mpy per firmware .py (firmware/device/ excluded);
+                               the viper modules also as <name>_bytecode.mpy (their fallback)
     boot.py, main.py           entry points, as source (MicroPython runs only .py at the root)
     board.json                 the board profile (with --board)
     config.default.json        default settings (provision writes /config.json; deploy never does)
@@ -151,6 +152,12 @@ def build(out: Path, board: str | None = None, fw_dir: Path = FIRMWARE, arch: st
                             "-o", str(dst), str(compiled)], capture_output=True, text=True)
         if compiled != src:
             compiled.unlink()
+        if viper and r.returncode == 0:
+            # the same source as bytecode: what the package loads if the machine code cannot
+            # get executable RAM (firmware/qr/__init__.py)
+            name = rel.with_suffix("").name + "_bytecode"
+            r = subprocess.run([exe, "-march=" + arch, "-s", "scanbridge_fw/" + str(rel.with_name(name + ".py")),
+                                "-o", str(dst.with_name(name + ".mpy")), str(src)], capture_output=True, text=True)
         if r.returncode != 0:
             raise BuildError("compile_failed", "%s: %s" % (src.relative_to(fw_dir), r.stderr.strip()))
         if progress:

@@ -1,13 +1,28 @@
 # QR code decoder for MicroPython (and CPython): decode(gray, width, height) -> [payload bytes].
 # Stages, one module each: binarize, finders, grid/perspective, formatinfo/version, codewords,
 # rs, segments; per-pixel loops live in kernels (viper on the device).  See docs/decoder.md.
-from .decoder import Decoder
+import sys
+
+# The per-pixel kernels.  On a device they are viper machine code (kernels.mpy), which needs
+# executable RAM (IRAM on the ESP32; scarce on a camera build with PSRAM): when it runs out,
+# loading them raises MemoryError, and the build's bytecode copy of the same source
+# (kernels_bytecode.mpy) takes their place: the scanner still reads, 20-40x slower in those
+# loops, and diag says so (KERNELS).  Elsewhere kernels.py is plain Python.
+try:
+    from . import kernels
+    KERNELS = "viper" if kernels.__file__.endswith(".mpy") else "python"
+except MemoryError as e:
+    from . import kernels_bytecode as kernels  # type: ignore  # (only a device build has it)
+    sys.modules[__name__ + ".kernels"] = kernels
+    KERNELS = "bytecode: the viper kernels did not load (%s)" % e
+
+from .decoder import Decoder  # noqa: E402 (after the kernels it imports)
 
 _cached = None
 
 
 def decoder_for(width, height):
-    """The Decoder for this resolution: one is kept (buffers ~140 KB at QVGA) and replaced
+    """The Decoder for this resolution: one is kept (buffers ~64 KB at QVGA) and replaced
     when the resolution changes.  Raises ValueError QR_BAD_DIMENSIONS for impossible sizes."""
     global _cached
     if not isinstance(width, int) or not isinstance(height, int) or width < 21 or height < 21:

@@ -184,7 +184,8 @@ async def command(app, args):
     """Firmware `bench` command: capture args["frames"] (default 10) frames from the camera and
     decode each, with the scanner loop's budgeted Decoder.scan (args["mode"] "scan", the
     default) or the full-effort Decoder.decode ("full"); the reply is the frame count, frames
-    decoded, ms per frame and fps, plus the resolution and mode."""
+    decoded, ms per frame and fps, plus the resolution, the mode and how the kernels run
+    (qr.KERNELS: "viper" on a device unless they fell back to bytecode)."""
     count = int(args.get("frames", 10))
     if count < 1 or count > 200:
         raise ValueError("frames must be 1..200")
@@ -217,6 +218,6 @@ async def command(app, args):
                            % (count, (": " + last_error) if last_error else ""))
     n = len(frames)
     ms = sum(f["ms_per_frame"] for f in frames) / n
-    return {"frames": n, "width": width, "height": height, "mode": mode,
+    return {"frames": n, "width": width, "height": height, "mode": mode, "kernels": qr.KERNELS,
             "decoded": sum(f["decoded"] for f in frames),
             "ms_per_frame": ms, "fps": 1000 / ms if ms else 0.0}

@@ -165,6 +165,13 @@ def _decoder(f):
     return None
 
 
+def _bytecode_kernels(f):
+    k = (f.get("info") or {}).get("kernels")
+    if isinstance(k, str) and k.startswith("bytecode"):
+        return k
+    return None
+
+
 def _link_noise(f):
     """CRC errors and damaged frames mean a bad line; retransmits alone mostly mean a busy device,
     so they count only when more than half of the frames needed one."""
@@ -252,6 +259,11 @@ KNOWN = [
      "brightness; keep the scanner out of direct sunlight."),
     ("decoder_fault", "The device's decoder failed its self-test", _decoder,
      "Redeploy the firmware (`scanbridge flash deploy --force`); if it persists, report the self-test output."),
+    ("slow_decoder", "The decoder runs as bytecode (no executable RAM for its viper kernels)", _bytecode_kernels,
+     "The scanner reads, but 20-40x slower in the decoder's per-pixel loops: this MicroPython image leaves "
+     "less executable RAM (IRAM) than the ~20 KB of viper kernels need. Flash an image with fewer IRAM "
+     "functions or with the kernels frozen in, or use an ESP32-S3 board; reboot first (IRAM fragments "
+     "after many soft resets). See docs/decoder.md, Viper."),
     ("link_noise", "Serial link errors (CRC errors / retransmits)", _link_noise,
      "Use a short USB data cable, another USB port, no unpowered hub; check both ends use 115200 baud."),
     ("low_heap", "Low or fragmented memory", _low_heap,
