@@ -101,15 +101,10 @@ def triples(centres, limit=LIMIT):
     n = len(cs)
     out = []
     top = cs[0].count if n else 1
-    d2 = [0.0] * (n * n)  # squared distances, each pair once (i < j)
     for i in range(n):
         for j in range(i + 1, n):
-            d2[i * n + j] = _d2(cs[i], cs[j])
-    for i in range(n):
-        for j in range(i + 1, n):
-            ab = d2[i * n + j]
             for k in range(j + 1, n):
-                t = _score(cs[i], cs[j], cs[k], ab, d2[i * n + k], d2[j * n + k])
+                t = _score(cs[i], cs[j], cs[k])
                 if t is not None:
                     # real finders are crossed by many rows: prefer triples seen often
                     weak = 1 - min(cs[i].count, cs[j].count, cs[k].count) / top
@@ -124,13 +119,14 @@ def _d2(a, b):
     return dx * dx + dy * dy
 
 
-def _score(a, b, c, ab, ac, bc):
-    """(badness, top-left, top-right, bottom-left) of centres a, b, c (squared distances ab, ac,
-    bc) as the finders of one code, or None."""
+def _score(a, b, c):
     lo = min(a.ms, b.ms, c.ms)
     hi = max(a.ms, b.ms, c.ms)
     if hi > 2.2 * lo:
         return None
+    ab = _d2(a, b)
+    ac = _d2(a, c)
+    bc = _d2(b, c)
     # the corner is opposite the longest side
     if bc >= ab and bc >= ac:
         tl, p, q, l1, l2 = a, b, c, ab, ac
