@@ -77,6 +77,10 @@ def decode(grid, size):
     ea = out[0]
     db = kernels.nearest_word(b, CODEWORDS, 32, out)
     eb = out[0]
+    if ea >= 3 and eb >= 3 and da != db:
+        # the copies disagree and neither is within two bits of a codeword: a grid sampled off
+        # the code (most grids that fail Reed-Solomon look like this), not worth reading
+        return -1, -1
     if ea > 3:
         if eb > 3:
             return -1, -1

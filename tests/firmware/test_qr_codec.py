@@ -83,6 +83,33 @@ def test_format_word_nearest_within_three_bits():
     assert formatinfo.encode(0) == 0x5412
 
 
+def _format_grid(size, a, b):
+    """A module grid holding the two 15-bit format copies a and b (as read_words reads them)."""
+    grid = bytearray(size * size)
+    for i in range(15):
+        grid[formatinfo._indices(size)[i]] = (a >> i) & 1
+        grid[formatinfo._indices(size)[15 + i]] = (b >> i) & 1
+    return grid
+
+
+def test_format_decode_takes_the_better_copy_and_refuses_disagreeing_far_ones():
+    size = 25
+    for d in (0, 13, 31):
+        word = formatinfo.encode(d)
+        other = formatinfo.encode((d + 7) % 32)
+        grid = _format_grid(size, word, word)
+        assert formatinfo.read_words(grid, size) == (word, word)
+        assert formatinfo.decode(grid, size) == (d >> 3, d & 7)
+        far = word ^ 0b100000100001  # 3 bits off
+        assert formatinfo.decode(_format_grid(size, far, word ^ 0b11), size) == (d >> 3, d & 7)
+        assert formatinfo.decode(_format_grid(size, other ^ 0b1001, far), size) == ((d + 7) % 32 >> 3, (d + 7) % 8)
+        assert formatinfo.decode(_format_grid(size, far, far ^ 0b1), size) == (d >> 3, d & 7)  # 3 and 2 bits
+        assert formatinfo.decode(_format_grid(size, far, far), size) == (d >> 3, d & 7)  # agreeing copies
+        # both copies 3 bits from different words: a grid sampled off the code
+        assert formatinfo.decode(_format_grid(size, far, other ^ 0b111), size) == (-1, -1)
+        assert formatinfo.decode(_format_grid(size, far ^ 0b10000, other ^ 0b1111), size) == (-1, -1)
+
+
 def test_version_word_nearest_within_three_bits():
     assert versioninfo.encode(7) == 0x07C94
     for v in range(7, 41):
