@@ -16,6 +16,9 @@ STREAM_ROW_STEP = 2  # finder row scan on every other row
 # The far corner's grey-contrast climb sums a checkerboard half of the modules (half the
 # grid_contrast work; the full decode sums them all: there it cost one zxing-qr frame).
 STREAM_HALF_CONTRAST = 1
+# The template climb judges a move of one anchor by that anchor's part of the template (its
+# finder; the far corner: the alignment patterns): grid.Fitter._climb_parts.
+STREAM_PARTS = 1
 
 
 def max_version_for(width, height):
@@ -131,6 +134,7 @@ class Decoder:
         self._gray = gray
         self.fitter.budget = STREAM_STEPS
         self.fitter.half = STREAM_HALF_CONTRAST
+        self.fitter.parts = STREAM_PARTS
         self.finders.step = STREAM_ROW_STEP
         try:
             self.binarizer.run(gray, binarize.STRATEGIES[si])
@@ -141,6 +145,7 @@ class Decoder:
             self._gray = b""
             self.fitter.budget = -1
             self.fitter.half = 0
+            self.fitter.parts = 0
             self.finders.step = 1
         self.last_pass = k
         if found:

@@ -82,13 +82,34 @@ class Fitter:
         self._key = 0
         self.budget = -1
         self.half = 0  # 1: the grey contrast sums half the modules (the streaming mode)
+        self.parts = 0  # 1: the template climb scores each anchor's own part (the streaming mode)
+        self._view = memoryview(self.tmpl)
+        self._pbuf = [self.tmpl] * 4  # per anchor: template part (a view) and its length
+        self._pn = array("i", (0 for _ in range(4)))
+        self._gs = array("i", (0 for _ in range(4)))  # per anchor: score of its part, and when
+        self._gv = array("i", (0 for _ in range(4)))
         self.steps = 0  # fit steps taken (all time); the bench reads it
 
     def prepare(self, size, version):
         key = size * 64 + version
         if key != self._key:
-            self.n = function_template(size, version, self.tmpl, self._apos)
+            n = self.n = function_template(size, version, self.tmpl, self._apos)
             self._key = key
+            # the template's parts (kernels.function_template): timing patterns (nt entries),
+            # the three finders (64 each: 9 x 9 with the separator, clipped at the border),
+            # then the alignment patterns; a finder anchor's part is its finder, the far
+            # corner's the whole template (its alignment patterns alone, or the two finders
+            # next to it and the alignment patterns, fitted worse: 31 and 35 of the stream's
+            # first-frame reads instead of 36)
+            nt = 2 * (size - 16)
+            v = self._view
+            pb = self._pbuf
+            pn = self._pn
+            for a in range(3):
+                pb[a] = v[3 * (nt + 64 * a):]
+                pn[a] = 64
+            pb[3] = self.tmpl
+            pn[3] = n
         self.size = size
         return self.n
 
@@ -132,7 +153,97 @@ class Fitter:
         if best < 0 or best == self.n:
             return best
         img, thr, tk = bits
+        if self.parts:
+            return self._climb_parts(img, thr, tk, w, h, ms, first, rounds)
         return self._climb(0, img, thr, tk, 0, 0, w, h, _ALL_ANCHORS, ms, first, rounds, best, self.n)
+
+    def _climb_parts(self, img, thr, tk, w, h, ms, first, rounds):
+        """The template climb of _climb (same moves, same rules against repeats), but a move of
+        a finder centre is judged by that finder's part of the template alone (64 modules, a
+        quarter of a small code's template or less), against that part's score at the current
+        anchors (rescored, one step, after another anchor moved); the far corner by the whole
+        template.  Returns the whole template's score at the final anchors (one more step
+        unless the far corner's last score is it)."""
+        p = self.pts
+        size = self.size
+        coef = self.coef
+        quad = kernels.quad_coef
+        score = kernels.score_grid
+        n = self.n
+        pb = self._pbuf
+        pn = self._pn
+        gs = self._gs
+        gv = self._gv
+        for a in range(4):
+            gv[a] = -1
+        ver = 0  # improving moves so far; gv[a] == ver: gs[a] is part a's score at the anchors
+        budget = self.budget
+        start = budget
+        try:
+            for rnd in range(rounds):
+                step = int(ms * 16 * first / (1 << rnd) + 0.5)  # in 1/16 px
+                if step < 1:
+                    break
+                last = -1
+                lastd = 0
+                improved = True
+                passes = 0
+                while improved and passes < 6:
+                    improved = False
+                    passes += 1
+                    for j in range(8):
+                        a = j >> 1
+                        tb = pb[a]
+                        tn = pn[a]
+                        if gv[a] != ver:
+                            if budget == 0:
+                                break
+                            budget -= 1
+                            quad(p, size, coef)
+                            gs[a] = score(img, thr, tk, w, h, coef, tb, tn)
+                            gv[a] = ver
+                        cur = gs[a]
+                        again = j == last and not improved
+                        d = lastd if again else step
+                        while True:
+                            if budget == 0:
+                                break
+                            budget -= 1
+                            p[j] += d
+                            if quad(p, size, coef) == 0:
+                                s = -1
+                            else:
+                                s = score(img, thr, tk, w, h, coef, tb, tn)
+                            if s > cur:
+                                ver += 1
+                                gs[a] = s
+                                gv[a] = ver
+                                improved = True
+                                last = j
+                                lastd = d
+                                break
+                            p[j] -= d
+                            if again or d != step:
+                                break
+                            d = -d
+                        if budget == 0 or (again and not improved):
+                            break
+                    if budget == 0 or (gv[3] == ver and gs[3] == n):
+                        break
+                if budget == 0 or (gv[3] == ver and gs[3] == n):
+                    break
+            if gv[3] == ver:
+                return gs[3]
+            # the answer is the whole template's score (one step more, even past the budget:
+            # the caller's acceptance test needs it)
+            if budget != 0:
+                budget -= 1
+            if quad(p, size, coef) == 0:
+                return -1
+            return score(img, thr, tk, w, h, coef, self.tmpl, n)
+        finally:
+            self.budget = budget
+            self.steps += start - budget
 
     def _climb(self, mode, img, thr, tk, bs, bw, w, h, coords, ms, first, rounds, best, perfect):
         """Move each of pts[coords] by +-step while the objective improves: mode 0 the template
