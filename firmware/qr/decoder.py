@@ -17,8 +17,12 @@ STREAM_ROW_STEP = 2  # finder row scan on every other row
 # grid_contrast work; the full decode sums them all: there it cost one zxing-qr frame).
 STREAM_HALF_CONTRAST = 1
 # The template climb judges a move of one anchor by that anchor's part of the template (its
-# finder; the far corner: the alignment patterns): grid.Fitter._climb_parts.
+# finder; the far corner: the whole template): grid.Fitter._climb_parts.
 STREAM_PARTS = 1
+# Rounds of the template climb (moves of 1/2, 1/4, 1/8 module): decode 3, scan 2 (the 1/8-module
+# round costs steps the budget spends better on the next size or triple: stream reads 38/39/40/43/44
+# within 1/2/4/8/16 frames with 2 rounds, 36/36/37/41/44 with 3, at 400 steps).
+STREAM_ROUNDS = 2
 
 
 def max_version_for(width, height):
@@ -89,6 +93,7 @@ class Decoder:
         self._rot = 0  # streaming: next pass of the rotation
         self._alt = False  # streaming: this frame belongs to the known-good pass
         self.last_pass = -1
+        self._rounds = 3  # rounds of the template climb (scan: STREAM_ROUNDS)
         self.stats = None  # optional dict the bench fills with per-stage timings
 
     def decode(self, gray):
@@ -135,6 +140,7 @@ class Decoder:
         self.fitter.budget = STREAM_STEPS
         self.fitter.half = STREAM_HALF_CONTRAST
         self.fitter.parts = STREAM_PARTS
+        self._rounds = STREAM_ROUNDS
         self.finders.step = STREAM_ROW_STEP
         try:
             self.binarizer.run(gray, binarize.STRATEGIES[si])
@@ -146,6 +152,7 @@ class Decoder:
             self.fitter.budget = -1
             self.fitter.half = 0
             self.fitter.parts = 0
+            self._rounds = 3
             self.finders.step = 1
         self.last_pass = k
         if found:
@@ -261,7 +268,7 @@ class Decoder:
         fitter = self.fitter
         n = fitter.prepare(size, version)
         fitter.set_points(pts)
-        score = fitter.refine(bits, w, h, ms, 3)
+        score = fitter.refine(bits, w, h, ms, self._rounds)
         if score < n * 0.6:
             return None  # the function patterns do not line up: wrong size or not a code
         p = self._sample_and_read(bits, w, h, tl, tr, bl, size, version, depth, ms)
