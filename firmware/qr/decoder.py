@@ -19,10 +19,13 @@ STREAM_HALF_CONTRAST = 1
 # The template climb judges a move of one anchor by that anchor's part of the template (its
 # finder; the far corner: the whole template): grid.Fitter._climb_parts.
 STREAM_PARTS = 1
-# Rounds of the template climb (moves of 1/2, 1/4, 1/8 module): decode 3, scan 2 (the 1/8-module
-# round costs steps the budget spends better on the next size or triple: stream reads 38/39/40/43/44
-# within 1/2/4/8/16 frames with 2 rounds, 36/36/37/41/44 with 3, at 400 steps).
-STREAM_ROUNDS = 2
+# The template climb's first move and rounds (each round halves the move): decode 1/2 module,
+# 3 rounds (1/2, 1/4, 1/8); scan whole-module first moves, 3 rounds (1, 1/2, 1/4): the part-scored
+# climb gets out of a wrong start faster, and the 1/8-module round would spend steps the budget
+# uses better on the next size or triple (stream reads within 1/2/4/8/16 frames at 400 steps:
+# 40/43/43/44/45; 1/2 module and 2 rounds 38/39/40/43/44; 1/2 module and 3 rounds 36/36/37/41/44).
+STREAM_FIRST = 1.0
+STREAM_ROUNDS = 3
 
 
 def max_version_for(width, height):
@@ -93,7 +96,8 @@ class Decoder:
         self._rot = 0  # streaming: next pass of the rotation
         self._alt = False  # streaming: this frame belongs to the known-good pass
         self.last_pass = -1
-        self._rounds = 3  # rounds of the template climb (scan: STREAM_ROUNDS)
+        self._first = 0.5  # first move (module) and rounds of the template climb (scan: STREAM_*)
+        self._rounds = 3
         self.stats = None  # optional dict the bench fills with per-stage timings
 
     def decode(self, gray):
@@ -140,6 +144,7 @@ class Decoder:
         self.fitter.budget = STREAM_STEPS
         self.fitter.half = STREAM_HALF_CONTRAST
         self.fitter.parts = STREAM_PARTS
+        self._first = STREAM_FIRST
         self._rounds = STREAM_ROUNDS
         self.finders.step = STREAM_ROW_STEP
         try:
@@ -152,6 +157,7 @@ class Decoder:
             self.fitter.budget = -1
             self.fitter.half = 0
             self.fitter.parts = 0
+            self._first = 0.5
             self._rounds = 3
             self.finders.step = 1
         self.last_pass = k
@@ -268,7 +274,7 @@ class Decoder:
         fitter = self.fitter
         n = fitter.prepare(size, version)
         fitter.set_points(pts)
-        score = fitter.refine(bits, w, h, ms, self._rounds)
+        score = fitter.refine(bits, w, h, ms, self._rounds, self._first)
         if score < n * 0.6:
             return None  # the function patterns do not line up: wrong size or not a code
         p = self._sample_and_read(bits, w, h, tl, tr, bl, size, version, depth, ms)
