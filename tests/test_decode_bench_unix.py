@@ -15,7 +15,7 @@ def test_viper_run_reports_split_and_calibrations():
     assert out["calibration_ms"] > 0 and out["viper_calibration_ms"] > 0
     for name in ("clean", "blank"):
         r = out["replay"][name]
-        assert r["kernel_ms"] > 0 and r["scan_ms"] >= r["kernel_ms"] * 0.5
+        assert r["kernel_ms"] > 0 and r["scan_ms"] >= r["kernel_ms"] * 0.5 and 0 < r["calls_ms"] < r["kernel_ms"]
     # the kernels a clean frame calls, by name, with their call counts
     k = out["clean"]["scan"]["kernels"]
     assert k["block_stats"][1] == 1 and k["read_codewords"][1] >= 1
@@ -23,12 +23,13 @@ def test_viper_run_reports_split_and_calibrations():
 
 def test_estimate_scales_kernels_and_rest_by_their_own_factors():
     vip = {"viper_calibration_ms": decode_mpy.FIELD_VIPER_MS, "calibration_ms": decode_mpy.FIELD_BYTECODE_MS * 2,
-           "replay": {"scenes": {"kernel_ms": 1.0, "rest_ms": 0.2, "scan_ms": 1.2}},
-           "stream": {"kernel_ms": 2.0, "other_ms": 0.0}}
+           "replay": {"scenes": {"kernel_ms": 1.1, "rest_ms": 0.1, "scan_ms": 1.2, "calls_ms": 0.1}},
+           "stream_split": {"kernel_ms": 2.0, "rest_ms": -0.01, "scan_ms": 2.0, "calls_ms": 0.0}}
     rows = {r[0]: r for r in decode_mpy.esp32_estimate(vip)}
     _, kern, rest, lo, hi, flo, fhi = rows["replay scenes"]
-    # kernels x 33..100; the rest is halved (this machine's bytecode loop is 2x the field notes')
-    # then x 170..260
+    # kernels (less the cost of calling them, which is bytecode) x 33..100; the rest is halved
+    # (this machine's bytecode loop is 2x the field notes') then x 170..260
     assert lo == pytest.approx(33 + 0.1 * 170) and hi == pytest.approx(100 + 0.1 * 260)
     assert fhi == pytest.approx(1000 / lo) and flo == pytest.approx(1000 / hi)
-    assert rows["stream (timers)"][3] == pytest.approx(66)
+    # the stream's split comes from its replay; a rest below zero (clock noise) counts as none
+    assert rows["stream"][2] == 0 and rows["stream"][3] == pytest.approx(66)
