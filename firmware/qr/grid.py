@@ -84,7 +84,7 @@ class Fitter:
         self.half = 0  # 1: the grey contrast sums half the modules (the streaming mode)
         self.parts = 0  # 1: the template climb scores each anchor's own part (the streaming mode)
         self._view = memoryview(self.tmpl)
-        self._pbuf = [self.tmpl] * 4  # per anchor: template part (a view) and its length
+        self._pbuf = [self._view] * 4  # per anchor: template part (a view) and its length
         self._pn = array("i", (0 for _ in range(4)))
         self._gs = array("i", (0 for _ in range(4)))  # per anchor: score of its part, and when
         self._gv = array("i", (0 for _ in range(4)))
@@ -108,7 +108,7 @@ class Fitter:
             for a in range(3):
                 pb[a] = v[3 * (nt + 64 * a):]
                 pn[a] = 64
-            pb[3] = self.tmpl
+            pb[3] = v
             pn[3] = n
         self.size = size
         return self.n
