@@ -5,19 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.micropython import node_available, run_in_micropython
+from tests.support.micropython import node_available, run_in_micropython, firmware_cases
 
 FW_TESTS = sorted((Path(__file__).parent / "firmware").glob("test_*.py"))
-
-
-def _names(path):
-    import ast
-    tree = ast.parse(path.read_text())
-    return [n.name for n in tree.body
-            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name.startswith("test_")]
-
-
-CASES = [(p.stem, name) for p in FW_TESTS for name in _names(p)]
+CASES = firmware_cases(FW_TESTS)
 
 
 @functools.lru_cache(maxsize=1)

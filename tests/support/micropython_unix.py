@@ -2,12 +2,13 @@
 against the firmware as `scanbridge build -march x64` compiles it: every module an .mpy, the
 kernels viper machine code.  The WebAssembly port has no native emitter; this one executes the
 viper kernels, on x64 instead of the ESP32's xtensa."""
-import json
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from tests.support.micropython import parse_results
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNNER = Path(__file__).with_name("mpy_unix_run.py")
@@ -38,9 +39,4 @@ def run_in_unix_micropython(lib_dir, test_files, heap="4M", timeout=600):
             [unix_micropython(), "-X", "heapsize=" + heap, str(RUNNER), str(lib_dir), str(dirs.pop()), scratch,
              *[f.stem for f in test_files]],
             cwd=scratch, capture_output=True, text=True, timeout=timeout)
-    results = {}
-    for line in proc.stdout.splitlines():
-        if line.startswith("@@RESULT "):
-            r = json.loads(line[len("@@RESULT "):])
-            results[(r["module"], r["test"])] = r
-    return results, proc
+    return parse_results(proc.stdout), proc

@@ -117,6 +117,28 @@ def _snap(a):
     return a
 
 
+def _recorded(kernels, dec, frame):
+    """dec.scan(frame) once, returning the kernel calls it made as (kernel, arguments)."""
+    calls = []
+    saved = {}
+    for name in bench_kernels:
+        fn = getattr(kernels, name, None)
+        if fn is None:
+            continue
+        saved[name] = fn
+
+        def rec(*a, _fn=fn):
+            calls.append((_fn, tuple(_snap(x) for x in a)))
+            return _fn(*a)
+        setattr(kernels, name, rec)
+    try:
+        dec.scan(frame)
+    finally:
+        for name in saved:
+            setattr(kernels, name, saved[name])
+    return calls
+
+
 def replay_split(kernels, decoder, frames, w, h, tries):
     """Per frame of Decoder.scan (fresh stream state: the first pass), the untimed scan time
     and the time of replaying exactly the kernel calls it made (recorded once, replayed with
@@ -128,24 +150,8 @@ def replay_split(kernels, decoder, frames, w, h, tries):
     rep_t = 0.0
     null_t = 0.0
     for f in frames:
-        calls = []
-        saved = {}
-        for name in bench_kernels:
-            fn = getattr(kernels, name, None)
-            if fn is None:
-                continue
-            saved[name] = fn
-
-            def rec(*a, _fn=fn):
-                calls.append((_fn, tuple(_snap(x) for x in a)))
-                return _fn(*a)
-            setattr(kernels, name, rec)
-        try:
-            dec._good, dec._alt, dec._rot = -1, False, 0
-            dec.scan(f)
-        finally:
-            for name in saved:
-                setattr(kernels, name, saved[name])
+        dec._good, dec._alt, dec._rot = -1, False, 0
+        calls = _recorded(kernels, dec, f)
         bs = br = bn = None
         for _ in range(tries):
             dec._good, dec._alt, dec._rot = -1, False, 0
@@ -197,23 +203,7 @@ def stream_split(kernels, decoder, scenes, expected, w, h, repeat):
         f = scenes[idx]
         for _ in range(repeat):
             state = (dec._good, dec._alt, dec._rot)
-            calls = []
-            saved = {}
-            for name in bench_kernels:
-                fn = getattr(kernels, name, None)
-                if fn is None:
-                    continue
-                saved[name] = fn
-
-                def rec(*a, _fn=fn):
-                    calls.append((_fn, tuple(_snap(x) for x in a)))
-                    return _fn(*a)
-                setattr(kernels, name, rec)
-            try:
-                dec.scan(f)
-            finally:
-                for name in saved:
-                    setattr(kernels, name, saved[name])
+            calls = _recorded(kernels, dec, f)
             dec._good, dec._alt, dec._rot = state
             t0 = _now_ms()
             found = dec.scan(f)
