@@ -22,7 +22,9 @@ def test_kernels_compile_as_viper_for_xtensawin(tmp_path):
     assert data[0] == ord("M")  # an .mpy file
     # native code for xtensawin: the arch nibble in the header's flags byte is not "none"
     assert data[2] >> 2 != 0, "compiled without an architecture: viper code missing"
-    assert len(data) < 20 * 1024, len(data)
+    # the budget for native code: 20 KB until the fit kernel (the template climb in one call
+    # instead of two calls per step) took 1.9 KB more; 22.5 KB now (docs/decoder.md, "Viper")
+    assert len(data) < 22 * 1024 + 512, len(data)
 
 
 def test_viper_compile_really_checks_types(tmp_path):

@@ -22,7 +22,7 @@ def _elapsed_us(t0):
 
 
 KERNELS = ("block_stats", "block_smooth", "find_rows", "confirm_hit", "near_centre",
-           "sample_grid", "score_grid", "grid_contrast", "quad_coef", "find_alignment",
+           "sample_grid", "fit", "grid_contrast", "find_alignment",
            "function_template", "read_codewords", "rs_locate", "nearest_word")
 
 

@@ -17,7 +17,7 @@ STREAM_ROW_STEP = 2  # finder row scan on every other row
 # grid_contrast work; the full decode sums them all: there it cost one zxing-qr frame).
 STREAM_HALF_CONTRAST = 1
 # The template climb judges a move of one anchor by that anchor's part of the template (its
-# finder; the far corner: the whole template): grid.Fitter._climb_parts.
+# finder; the far corner: the whole template): kernels.fit with parts = 1.
 STREAM_PARTS = 1
 # The template climb's first move and rounds (each round halves the move): decode 1/2 module,
 # 3 rounds (1/2, 1/4, 1/8); scan whole-module first moves, 3 rounds (1, 1/2, 1/4): the part-scored

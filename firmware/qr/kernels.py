@@ -382,7 +382,7 @@ def near_centre(cent_buf, nc: int, x2: int, y2: int, t: int, mode: int) -> int:
 def sample_grid(img_buf, thr_buf, tk: int, w: int, h: int, coef_buf, size: int, spread: int, grid_buf) -> int:
     """Sample the module grid through a fixed-point homography.
 
-    coef (11 int32, from quad_coef) maps the module centre (u, v) = (2c+1, 2r+1), in half-module
+    coef (11 int32, from fit) maps the module centre (u, v) = (2c+1, 2r+1), in half-module
     units, to the pixel x = (c9 + (c0 u + c1 v + c2) // (c6 u + c7 v + c8)) >> 4, y likewise with
     c3, c4, c5 and c10: the origin c9, c10 and the offsets are in 1/16 pixel.  With spread
     > 0 each module is the majority of 5 pixels (centre and +-spread in x and y).  Writes 0/1 per
@@ -445,37 +445,6 @@ def sample_grid(img_buf, thr_buf, tk: int, w: int, h: int, coef_buf, size: int, 
     return outside
 
 
-def score_grid(img_buf, thr_buf, tk: int, w: int, h: int, coef_buf, tmpl_buf, n: int) -> int:
-    """How many of the n template modules (row, column, expected 0/1 triples in tmpl) sample to
-    their expected colour through the homography coef (as in sample_grid; binary image as in
-    find_rows)."""
-    img = ptr8(img_buf)
-    thr = ptr8(thr_buf)
-    coef = ptr32(coef_buf)
-    tmpl = ptr16(tmpl_buf)
-    sh = tk & 7
-    inv = (tk >> 3) & 1
-    one = 1 - inv
-    bw = tk >> 4
-    good = 0
-    i = 0
-    while i < n:
-        v = 2 * tmpl[3 * i] + 1
-        u = 2 * tmpl[3 * i + 1] + 1
-        dd = coef[6] * u + coef[7] * v + coef[8]
-        if dd > 0:
-            x = (coef[9] + (coef[0] * u + coef[1] * v + coef[2]) // dd) >> 4
-            y = (coef[10] + (coef[3] * u + coef[4] * v + coef[5]) // dd) >> 4
-            if 0 <= x and x < w and 0 <= y and y < h:
-                v = inv
-                if img[y * w + x] <= thr[(y >> sh) * bw + (x >> sh)]:
-                    v = one
-                if v == tmpl[3 * i + 2]:
-                    good += 1
-        i += 1
-    return good
-
-
 def grid_contrast(img_buf, w: int, h: int, coef_buf, size: int, thr_buf, bs: int, bw: int, half: int) -> int:
     """Sum over the module centres of |grey - local threshold|: largest when the centres sit
     in the middle of their modules, so it scores a fit where no fixed pattern can.  With
@@ -510,98 +479,290 @@ def grid_contrast(img_buf, w: int, h: int, coef_buf, size: int, thr_buf, bs: int
     return total
 
 
-def quad_coef(pts_buf, size: int, coef_buf) -> int:
-    """The perspective map of a size x size code whose finder centres (module 3.5, 3.5),
-    (size-3.5, 3.5), (3.5, size-3.5) and far corner (size-3.5, size-3.5) sit at the image
-    points pts = [x0, y0, x1, y1, x2, y2, x3, y3] (1/16 pixel), into coef in the form
-    sample_grid reads.  Integer only: the closed-form unit-square-to-quad map (Heckbert) around
-    the origin (x0, y0); its three determinants are scaled down just enough that the
-    numerators at every module centre stay below 2**30.  Returns 0 for a degenerate quad."""
+def fit(img_buf, thr_buf, tk: int, w: int, h: int, pts_buf, coef_buf, tmpl_buf, st_buf) -> int:
+    """The perspective fit of a size x size code in one call: the homography of four anchors,
+    the template score at them, or the hill-climb of the anchors that maximises it.
+
+    Anchors: pts = [x0, y0 .. x3, y3] (1/16 pixel), the image points of the finder centres
+    (module 3.5, 3.5), (size-3.5, 3.5), (3.5, size-3.5) and of the far corner (size-3.5,
+    size-3.5).  Homography: into coef, the form sample_grid reads; integer only: the
+    closed-form unit-square-to-quad map (Heckbert) around the origin (x0, y0), its three
+    determinants scaled down just enough that the numerators at every module centre stay below
+    2**30; absurd or degenerate quads are refused.  Template score: how many of the template's
+    (row, column, expected 0/1) entries in tmpl sample to their colour through it (binary image
+    as in find_rows; -1 for a refused quad).
+
+    st (int32) holds the parameters: st[0] size, st[1] mode, st[2] parts, st[3] the step
+    budget (in and out: one step = homography + score; negative: no cap, it only goes further
+    down), st[4] the score at the anchors (climb, parts = 0), st[5] n (template entries),
+    st[6..9] the move of each round in 1/16 pixel, st[10..17] scratch.  Modes: -1 homography
+    only (returns 1, or 0 for a refused quad; no step); 0 the score at the anchors (one step;
+    -1 when the budget is spent); k > 0 the climb in k rounds: each anchor coordinate in turn
+    moves by +-st[6 + round] while the objective improves, up to 6 passes a round; returns
+    the score at the final anchors.  Only anchors not scored before are tried (the objective
+    is a function of the anchors and the best only grows): after an improving move, not its
+    reverse; a pass that comes back to the coordinate that improved last with nothing moved
+    since tries only its move onwards, then ends.  With parts = 1 a move of a finder centre is
+    judged by that finder's 64 template entries alone (function_template's layout: timing
+    entries first, then 64 per finder), against that part's score at the current anchors
+    (rescored, one step, after another anchor moved); the far corner by the whole template;
+    and the final score is the whole template's (one more step, even past the budget).  The
+    climb's control flow is a state machine around a single evaluation (ph: what to do with
+    the score s), so the homography and the score exist once in the machine code."""
+    img = ptr8(img_buf)
+    thr = ptr8(thr_buf)
     p = ptr32(pts_buf)
     coef = ptr32(coef_buf)
-    x0 = p[0]
-    y0 = p[1]
-    x1 = p[2] - x0
-    y1 = p[3] - y0
-    x2 = p[4] - x0
-    y2 = p[5] - y0
-    x3 = p[6] - x0
-    y3 = p[7] - y0
-    # refuse absurd quads (and keep the determinants below 2**30)
-    # rm = the largest |coordinate|; rx, ry = |x1| + |x2|, |y1| + |y2|
-    rm = 0
-    rx = 0
-    ry = 0
-    i = 2
-    while i < 8:
-        t = p[i] - x0
-        if i & 1:
-            t = p[i] - y0
-        if t < 0:
-            t = -t
-        if t > rm:
-            rm = t
-        if i < 6:
-            if i & 1:
-                ry += t
+    tmpl = ptr16(tmpl_buf)
+    st = ptr32(st_buf)
+    size = st[0]
+    mode = st[1]
+    parts = st[2]
+    budget = st[3]
+    n = st[5]
+    sh = tk & 7
+    inv = (tk >> 3) & 1
+    one = 1 - inv
+    bw = tk >> 4
+    nt = 2 * (size - 16)  # timing entries before the finders' parts
+    ver = 0  # improving moves so far; st[14 + a] == ver: st[10 + a] is part a's score now
+    a = 0
+    while a < 4:
+        st[10 + a] = st[4]
+        st[14 + a] = -parts  # parts = 0: every part is the template, scored st[4] (current)
+        a += 1
+    a = 3  # the part the next evaluation scores
+    rnd = 0
+    step = 0
+    last = -1
+    lastd = 0
+    improved = 0
+    passes = 0
+    j = 0
+    cur = 0
+    again = 0
+    d = 0
+    s = 0
+    ev = 0
+    ph = 0  # 0 round start
+    dt = 0
+    g = 0
+    k = 0
+    e = 0
+    if mode < 0:
+        ev = 1
+    elif mode == 0:
+        ph = 11  # score at the anchors
+    while True:
+        if ev != 0:
+            ev = 0
+            s = -1
+            x0 = p[0]
+            y0 = p[1]
+            x1 = p[2] - x0
+            y1 = p[3] - y0
+            x2 = p[4] - x0
+            y2 = p[5] - y0
+            x3 = p[6] - x0
+            y3 = p[7] - y0
+            # refuse absurd quads (and keep the determinants below 2**30): rm = the largest
+            # |coordinate|; rx, ry = |x1| + |x2|, |y1| + |y2|
+            rm = 0
+            rx = 0
+            ry = 0
+            i = 2
+            while i < 8:
+                t = p[i] - x0
+                if i & 1:
+                    t = p[i] - y0
+                if t < 0:
+                    t = -t
+                if t > rm:
+                    rm = t
+                if i < 6:
+                    if i & 1:
+                        ry += t
+                    else:
+                        rx += t
+                i += 1
+            e = 0
+            if rm < 16384 and 8 <= size and size <= 200:
+                sx = x3 - x1 - x2
+                sy = y3 - y1 - y2
+                dx1 = x1 - x3
+                dx2 = x2 - x3
+                dy1 = y1 - y3
+                dy2 = y2 - y3
+                dt = dx1 * dy2 - dx2 * dy1
+                g = sx * dy2 - sy * dx2
+                k = dx1 * sy - dy1 * sx
+                if dt < 0:
+                    dt = -dt
+                    g = -g
+                    k = -k
+                if dt != 0:
+                    # |numerator| <= (2 size + 8) (|x1| + |x2|) (dt + |g| + |k|) at every module
+                    # centre (u, v <= 2 size + 1): divide the determinants by q until that is
+                    # below 2**30
+                    if ry > rx:
+                        rx = ry
+                    room = 0x3FFFFFFF // (2 * size + 8) // (rx + 1)
+                    ag = g
+                    if ag < 0:
+                        ag = -ag
+                    ak = k
+                    if ak < 0:
+                        ak = -ak
+                    m = dt + ag + ak
+                    if m > room:
+                        q = m // room + 1
+                        dt = dt // q
+                        g = g // q
+                        k = k // q
+                    if dt >= 32:
+                        e = (2 * size - 14) * dt - 7 * (g + k)
+            if e > 0:
+                c0 = x1 * (dt + g)
+                c1 = x2 * (dt + k)
+                c2 = -7 * (c0 + c1)
+                c3 = y1 * (dt + g)
+                c4 = y2 * (dt + k)
+                c5 = -7 * (c3 + c4)
+                coef[0] = c0
+                coef[1] = c1
+                coef[2] = c2
+                coef[3] = c3
+                coef[4] = c4
+                coef[5] = c5
+                coef[6] = g
+                coef[7] = k
+                coef[8] = e
+                coef[9] = x0
+                coef[10] = y0
+                if mode < 0:
+                    return 1
+                i = 0  # part a's template entries: i .. ie - 1
+                ie = n
+                if parts != 0 and a < 3:
+                    i = nt + 64 * a
+                    ie = i + 64
+                s = 0
+                while i < ie:
+                    v = 2 * tmpl[3 * i] + 1
+                    u = 2 * tmpl[3 * i + 1] + 1
+                    dd = g * u + k * v + e
+                    if dd > 0:
+                        x = (x0 + (c0 * u + c1 * v + c2) // dd) >> 4
+                        y = (y0 + (c3 * u + c4 * v + c5) // dd) >> 4
+                        if 0 <= x and x < w and 0 <= y and y < h:
+                            b = inv
+                            if img[y * w + x] <= thr[(y >> sh) * bw + (x >> sh)]:
+                                b = one
+                            if b == tmpl[3 * i + 2]:
+                                s += 1
+                    i += 1
+            elif mode < 0:
+                return 0
+        if ph == 4:  # a move
+            ph = 6
+            if budget != 0:
+                budget -= 1
+                p[j] += d
+                ev = 1
+                ph = 5
+        elif ph == 5:  # (the move scored)
+            ph = 6
+            if s > cur:
+                ver += 1
+                st[10 + a] = s
+                st[14 + a] = ver
+                if parts == 0:
+                    i = 0
+                    while i < 4:
+                        st[10 + i] = s
+                        st[14 + i] = ver
+                        i += 1
+                improved = 1
+                last = j
+                lastd = d
             else:
-                rx += t
-        i += 1
-    if rm >= 16384 or size < 8 or size > 200:
-        return 0
-    sx = x3 - x1 - x2
-    sy = y3 - y1 - y2
-    dx1 = x1 - x3
-    dx2 = x2 - x3
-    dy1 = y1 - y3
-    dy2 = y2 - y3
-    d = dx1 * dy2 - dx2 * dy1
-    g = sx * dy2 - sy * dx2
-    k = dx1 * sy - dy1 * sx
-    if d < 0:
-        d = -d
-        g = -g
-        k = -k
-    if d == 0:
-        return 0
-    # |numerator| <= (2 size + 8) (|x1| + |x2|) (d + |g| + |k|) at every module centre (u, v
-    # <= 2 size + 1): scale the determinants down (divide by q) until that is below 2**30
-    if ry > rx:
-        rx = ry
-    room = 0x3FFFFFFF // (2 * size + 8) // (rx + 1)
-    ag = g
-    if ag < 0:
-        ag = -ag
-    ak = k
-    if ak < 0:
-        ak = -ak
-    m = d + ag + ak
-    if m > room:
-        q = m // room + 1
-        d = d // q
-        g = g // q
-        k = k // q
-    if d < 32:
-        return 0
-    e = (2 * size - 14) * d - 7 * (g + k)
-    if e <= 0:
-        return 0
-    a = x1 * (d + g)
-    b = x2 * (d + k)
-    coef[0] = a
-    coef[1] = b
-    coef[2] = -7 * (a + b)
-    a = y1 * (d + g)
-    b = y2 * (d + k)
-    coef[3] = a
-    coef[4] = b
-    coef[5] = -7 * (a + b)
-    coef[6] = g
-    coef[7] = k
-    coef[8] = e
-    coef[9] = x0
-    coef[10] = y0
-    return 1
+                p[j] -= d
+                if again == 0 and d == step:
+                    d = -d
+                    ph = 4
+        elif ph == 6:  # coordinate j done
+            ph = 7
+            if budget != 0 and (again == 0 or improved != 0):
+                j += 1
+                ph = 2
+        elif ph == 2:  # coordinate j: its part's score at the anchors first
+            ph = 7
+            if j < 8:
+                a = j >> 1
+                ph = 3
+                if st[14 + a] != ver:
+                    ph = 7
+                    if budget != 0:
+                        budget -= 1
+                        ev = 1
+                        ph = 10
+        elif ph == 3:  # coordinate j: try its moves
+            cur = st[10 + a]
+            again = 0
+            if j == last and improved == 0:
+                again = 1
+            d = step
+            if again != 0:
+                d = lastd
+            ph = 4
+        elif ph == 10:  # (rescored)
+            st[10 + a] = s
+            st[14 + a] = ver
+            ph = 3
+        elif ph == 7:  # a pass ends
+            ph = 1
+            if budget == 0 or (st[17] == ver and st[13] == n):
+                ph = 8
+        elif ph == 1:  # a pass starts
+            if improved != 0 and passes < 6:
+                improved = 0
+                passes += 1
+                j = 0
+                ph = 2
+            else:
+                rnd += 1
+                ph = 0
+        elif ph == 0:  # a round starts
+            ph = 8
+            if rnd < mode:
+                step = st[6 + rnd]
+                if step >= 1:
+                    last = -1
+                    lastd = 0
+                    improved = 1
+                    passes = 0
+                    ph = 1
+        elif ph == 8:  # the climb ends: the whole template's score at the anchors
+            if st[17] == ver:
+                s = st[13]
+                break
+            if budget != 0:
+                budget -= 1
+            a = 3
+            ev = 1
+            ph = 9
+        elif ph == 11:  # mode 0
+            if budget == 0:
+                s = -1
+                break
+            budget -= 1
+            a = 3
+            ev = 1
+            ph = 9
+        else:  # 9: (scored)
+            break
+    st[3] = budget
+    return s
 
 
 def find_alignment(img_buf, thr_buf, tk: int, w: int, h: int, ex16: int, ey16: int, m: int, radius: int, near: int, out_buf) -> int:

@@ -228,6 +228,31 @@ def _project(coef, u, v):
     return x >> 4, y >> 4
 
 
+def _fit_params(size, mode, parts, budget, n, best=0, steps=()):
+    """kernels.fit's parameter block (see its docstring)."""
+    st = array("i", [0] * 18)
+    st[0], st[1], st[2], st[3], st[4], st[5] = size, mode, parts, budget, best, n
+    for i in range(len(steps)):
+        st[6 + i] = steps[i]
+    return st
+
+
+def _quad(pts, size, coef):
+    """kernels.fit in mode -1: the homography alone."""
+    t = array("H", [0])
+    return kernels.fit(t, t, 0, 0, 0, pts, coef, t, _fit_params(size, -1, 0, -1, 0))
+
+
+def _ref_score(b, w, h, coef, tmpl, lo, hi):
+    """Template entries lo .. hi-1 that the 0/1 image b shows in their colour through coef."""
+    good = 0
+    for i in range(lo, hi):
+        x, y = _project(coef, 2 * tmpl[3 * i + 1] + 1, 2 * tmpl[3 * i] + 1)
+        if 0 <= x < w and 0 <= y < h and b[y * w + x] == tmpl[3 * i + 2]:
+            good += 1
+    return good
+
+
 def test_sampling_kernels_match_reference():
     rnd = _rand(5)
     w, h = 50, 40
@@ -263,12 +288,15 @@ def test_sampling_kernels_match_reference():
         tmpl[3 * i] = rnd(size)
         tmpl[3 * i + 1] = rnd(size)
         tmpl[3 * i + 2] = rnd(2)
-    good = 0
-    for i in range(30):
-        x, y = _project(coef, 2 * tmpl[3 * i + 1] + 1, 2 * tmpl[3 * i] + 1)
-        if 0 <= x < w and 0 <= y < h and b[y * w + x] == tmpl[3 * i + 2]:
-            good += 1
-    assert kernels.score_grid(bimg, bthr, tk, w, h, coef, tmpl, 30) == good
+    # the template score of kernels.fit (mode 0), through the homography of anchors it makes
+    pts = array("i", [54 + 16 * 5, 42 + 16 * 5, 54 + 16 * 33, 42 + 16 * 3, 54 + 16 * 6, 42 + 16 * 29,
+                      54 + 16 * 35, 42 + 16 * 31])
+    st = _fit_params(size, 0, 0, 7, 30)
+    got = kernels.fit(bimg, bthr, tk, w, h, pts, coef, tmpl, st)
+    assert st[3] == 6  # one step
+    assert got == _ref_score(b, w, h, coef, tmpl, 0, 30) > 0
+    st[3] = 0  # no step left: no score, nothing spent
+    assert kernels.fit(bimg, bthr, tk, w, h, pts, coef, tmpl, st) == -1 and st[3] == 0
     bs, bw = 8, (w + 7) // 8
     thr = bytearray(rnd(256) for _ in range(bw * ((h + 7) // 8)))
     for half in (0, 1):  # every module, or a checkerboard half of them
@@ -281,7 +309,8 @@ def test_sampling_kernels_match_reference():
         assert kernels.grid_contrast(img, w, h, coef, size, thr, bs, bw, half) == total
 
 
-# The float 8x8 homography solve (what the decoder used before quad_coef): the reference.
+# The float 8x8 homography solve (what the decoder used before kernels.fit's homography): the
+# reference.
 def _solve(src, dst):
     """Coefficients (a, b, c, d, e, f, g, h) with x = (a u + b v + c) / (g u + h v + 1),
     y = (d u + e v + f) / (g u + h v + 1) mapping each src (u, v) onto dst (x, y).
@@ -341,7 +370,7 @@ def test_quad_coef_matches_the_float_homography():
         for i in range(4):
             pts[2 * i] = int(anchors[i][0] * 16 + 0.5)
             pts[2 * i + 1] = int(anchors[i][1] * 16 + 0.5)
-        assert kernels.quad_coef(pts, size, coef) == 1
+        assert _quad(pts, size, coef) == 1
         ref = _solve(m, [(pts[2 * i] / 16, pts[2 * i + 1] / 16) for i in range(4)])
         umax = 2 * size + 1
         for k in (0, 3, 6):  # numerators and denominator stay in 31 bits at every module centre
@@ -356,7 +385,112 @@ def test_quad_coef_matches_the_float_homography():
     assert worst <= 1.15, worst
     # degenerate quads are refused
     for bad in ([0, 0, 0, 0, 0, 0, 0, 0], [0, 0, 160, 0, 320, 0, 480, 0], [0, 0, 17000, 0, 0, 160, 160, 160]):
-        assert kernels.quad_coef(array("i", bad), 25, coef) == 0
+        assert _quad(array("i", bad), 25, coef) == 0
+
+
+def _ref_climb(b, w, h, pts, size, tmpl, n, parts, budget, best, steps):
+    """The template climb of kernels.fit written as plain nested loops (the decoder's Python
+    climbs before they became one kernel): returns (score, budget left); moves pts."""
+    coef = array("i", [0] * 11)
+    nt = 2 * (size - 16)
+
+    def part(a):
+        return (nt + 64 * a, nt + 64 * a + 64) if parts and a < 3 else (0, n)
+
+    def score(a):
+        if _quad(pts, size, coef) == 0:
+            return -1
+        return _ref_score(b, w, h, coef, tmpl, *part(a))
+
+    gs = [best] * 4
+    gv = [-parts] * 4
+    ver = 0
+    for step in steps:
+        if step < 1:
+            break
+        last, lastd, improved, passes = -1, 0, True, 0
+        while improved and passes < 6:
+            improved = False
+            passes += 1
+            for j in range(8):
+                a = j >> 1
+                if gv[a] != ver:
+                    if budget == 0:
+                        break
+                    budget -= 1
+                    gs[a], gv[a] = score(a), ver
+                cur = gs[a]
+                again = j == last and not improved
+                d = lastd if again else step
+                while budget != 0:
+                    budget -= 1
+                    pts[j] += d
+                    s = score(a)
+                    if s > cur:
+                        ver += 1
+                        for k in ((a,) if parts else range(4)):
+                            gs[k], gv[k] = s, ver
+                        improved, last, lastd = True, j, d
+                        break
+                    pts[j] -= d
+                    if again or d != step:
+                        break
+                    d = -d
+                if budget == 0 or (again and not improved):
+                    break
+            if budget == 0 or (gv[3] == ver and gs[3] == n):
+                break
+        if budget == 0 or (gv[3] == ver and gs[3] == n):
+            break
+    if gv[3] == ver:
+        return gs[3], budget
+    if budget != 0:
+        budget -= 1
+    return score(3), budget
+
+
+def test_fit_climb_matches_reference():
+    """kernels.fit's climb (a state machine around one evaluation) makes the same moves as the
+    nested-loop reference: a version 2 code's function patterns drawn at 3 px per module in a
+    random image, its anchors pushed off by up to a module, climbed whole and by parts, with
+    and without a step budget."""
+    from scanbridge_fw.qr import grid, tables
+    rnd = _rand(17)
+    w, h = 110, 100
+    size, version = 25, 2
+    tmpl = array("H", [0] * 3 * 400)
+    n = grid.function_template(size, version, tmpl, bytearray(92))
+    climbed = 0
+    for trial in range(24):
+        ox, oy, mpx = 8 + rnd(10), 6 + rnd(10), 3
+        b = bytearray(rnd(2) for _ in range(w * h))
+        for i in range(n):
+            r, c, dark = tmpl[3 * i], tmpl[3 * i + 1], tmpl[3 * i + 2]
+            for y in range(oy + r * mpx, oy + r * mpx + mpx):
+                for x in range(ox + c * mpx, ox + c * mpx + mpx):
+                    b[y * w + x] = dark
+        img, thr, tk = _encode(b, w, h, rnd, trial % 2, 3)
+        true = [ox + 3.5 * mpx, oy + 3.5 * mpx, ox + (size - 3.5) * mpx, oy + 3.5 * mpx,
+                ox + 3.5 * mpx, oy + (size - 3.5) * mpx, ox + (size - 3.5) * mpx, oy + (size - 3.5) * mpx]
+        start = array("i", [int(v * 16) + rnd(49) - 24 for v in true])
+        parts = trial % 2
+        budget = (-1, 400, 60, 9, 1)[trial % 5]
+        steps = (48, 24, 12) if trial % 3 else (24, 12, 6, 3)
+        coef = array("i", [0] * 11)
+        ref_pts = array("i", start)
+        if _quad(ref_pts, size, coef) == 0:
+            continue
+        best = _ref_score(b, w, h, coef, tmpl, 0, n)
+        ref, ref_budget = _ref_climb(b, w, h, ref_pts, size, tmpl, n, parts, budget, best, steps)
+        pts = array("i", start)
+        st = _fit_params(size, len(steps), parts, budget, n, best, steps)
+        got = kernels.fit(img, thr, tk, w, h, pts, coef, tmpl, st)
+        assert (got, st[3], list(pts)) == (ref, ref_budget, list(ref_pts)), trial
+        if budget < 0:
+            assert got == n  # an unlimited climb from a module off finds the drawn patterns
+        if list(pts) != list(start):
+            climbed += 1
+    assert climbed >= 12
 
 
 def _ref_alignment(b, w, h, ex, ey, m, radius, near):
@@ -433,6 +567,12 @@ def test_function_template_matches_reference():
         n = grid.function_template(size, version, tmpl, apos)  # the kernel, with the pairs
         got = [(tmpl[3 * i], tmpl[3 * i + 1], tmpl[3 * i + 2]) for i in range(n)]
         assert sorted(got) == sorted(ref)
+        # the layout kernels.fit's parts rely on: the timing patterns first, then each finder's
+        # 64 modules (9 x 9 with the separator, clipped at the border) in turn
+        nt = 2 * (size - 16)
+        for a, (fr, fc) in enumerate(((0, 0), (0, size - 7), (size - 7, 0))):
+            part = got[nt + 64 * a:nt + 64 * a + 64]
+            assert all(fr - 1 <= r <= fr + 7 and fc - 1 <= c <= fc + 7 for r, c, _ in part), (version, a)
 
 
 def _ref_masked(mask, r, c):

@@ -261,7 +261,7 @@ KNOWN = [
      "Redeploy the firmware (`scanbridge flash deploy --force`); if it persists, report the self-test output."),
     ("slow_decoder", "The decoder runs as bytecode (no executable RAM for its viper kernels)", _bytecode_kernels,
      "The scanner reads, but 20-40x slower in the decoder's per-pixel loops: this MicroPython image leaves "
-     "less executable RAM (IRAM) than the ~20 KB of viper kernels need. Flash an image with fewer IRAM "
+     "less executable RAM (IRAM) than the ~22 KB of viper kernels need. Flash an image with fewer IRAM "
      "functions or with the kernels frozen in, or use an ESP32-S3 board; reboot first (IRAM fragments "
      "after many soft resets). See docs/decoder.md, Viper."),
     ("link_noise", "Serial link errors (CRC errors / retransmits)", _link_noise,
