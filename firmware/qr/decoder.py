@@ -306,8 +306,15 @@ class Decoder:
             for spread in (0, 1):
                 if spread and ms < 2.5:
                     continue
+                vinfo = version >= 7 and depth == 0
+                if not vinfo:
+                    # the format modules first: most grids sampled off a code are refused on
+                    # them (formatinfo.decode), and those need no full sample
+                    sampler.sample_format(bits, w, h, fitter.coef, size, spread)
+                    if formatinfo.decode(g, size)[0] < 0:
+                        continue
                 sampler.sample(bits, w, h, fitter.coef, size, spread)
-                if version >= 7 and depth == 0:
+                if vinfo:
                     va, vb = versioninfo.read_words(g, size)
                     v = versioninfo.nearest(va)
                     if v < 0:

@@ -387,7 +387,8 @@ def sample_grid(img_buf, thr_buf, tk: int, w: int, h: int, coef_buf, size: int, 
     c3, c4, c5 and c10: the origin c9, c10 and the offsets are in 1/16 pixel.  With spread
     > 0 each module is the majority of 5 pixels (centre and +-spread in x and y).  Writes 0/1 per
     module (binary image as in find_rows); returns how many sample points fell outside the
-    image."""
+    image.  spread + 16: only row 8 and column 8 (where the format information sits), with the
+    values the whole grid would get there; the rest of grid is left as it was."""
     img = ptr8(img_buf)
     thr = ptr8(thr_buf)
     coef = ptr32(coef_buf)
@@ -396,6 +397,8 @@ def sample_grid(img_buf, thr_buf, tk: int, w: int, h: int, coef_buf, size: int, 
     inv = (tk >> 3) & 1
     one = 1 - inv
     bw = tk >> 4
+    probe = spread >> 4
+    spread = spread & 15
     outside = 0
     r = 0
     while r < size:
@@ -404,7 +407,14 @@ def sample_grid(img_buf, thr_buf, tk: int, w: int, h: int, coef_buf, size: int, 
         ny = coef[3] + coef[4] * v + coef[5]
         dd = coef[6] + coef[7] * v + coef[8]
         c = 0
-        while c < size:
+        ce = size
+        if probe != 0 and r != 8:  # column 8 alone: the module at u = 17
+            c = 8
+            ce = 9
+            nx += 16 * coef[0]
+            ny += 16 * coef[3]
+            dd += 16 * coef[6]
+        while c < ce:
             x = -1
             y = -1
             if dd > 0:

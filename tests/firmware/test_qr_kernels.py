@@ -283,6 +283,12 @@ def test_sampling_kernels_match_reference():
                     bit = 1 if votes >= 3 else 0
                 assert grid[r * size + c] == bit
         assert outside == n_out
+        # + 16: the format modules alone (row 8, column 8), the same values, the rest untouched
+        probe = bytearray([7]) * (size * size)
+        kernels.sample_grid(bimg, bthr, tk, w, h, coef, size, spread + 16, probe)
+        for r in range(size):
+            for c in range(size):
+                assert probe[r * size + c] == (grid[r * size + c] if r == 8 or c == 8 else 7)
     tmpl = array("H", [0] * 3 * 30)
     for i in range(30):
         tmpl[3 * i] = rnd(size)
