@@ -177,7 +177,7 @@ class Decoder:
             return []
         results = []
         used = []
-        for tl, tr, bl in finders.triples(centres)[:max_triples]:
+        for tl, tr, bl in finders.triples(centres, max_triples):
             if self.fitter.budget == 0:
                 break
             if tl in used or tr in used or bl in used:

@@ -94,12 +94,17 @@ class FinderScanner:
         self._nc = nc
 
 
-def triples(centres, limit=LIMIT):
-    """Candidate (top-left, top-right, bottom-left) triples, the most square-looking first.
-    Top-right/bottom-left are ordered for a non-mirrored code seen from the front."""
+def triples(centres, keep, limit=LIMIT):
+    """The `keep` best candidate (top-left, top-right, bottom-left) triples, the most
+    square-looking first (equals in the order found).  Top-right/bottom-left are ordered for a
+    non-mirrored code seen from the front.  Only `keep` are held while the up to 220
+    combinations are scored: the decoder tries no more, and a full sorted list was the largest
+    allocation of a frame."""
     cs = centres[:limit]
     n = len(cs)
     out = []
+    if keep < 1:
+        return out
     top = cs[0].count if n else 1
     for i in range(n):
         for j in range(i + 1, n):
@@ -108,8 +113,15 @@ def triples(centres, limit=LIMIT):
                 if t is not None:
                     # real finders are crossed by many rows: prefer triples seen often
                     weak = 1 - min(cs[i].count, cs[j].count, cs[k].count) / top
-                    out.append((t[0] + 0.6 * weak, t[1], t[2], t[3]))
-    out.sort(key=lambda t: t[0])
+                    s = t[0] + 0.6 * weak
+                    m = len(out)
+                    if m == keep and s >= out[-1][0]:
+                        continue
+                    while m > 0 and out[m - 1][0] > s:  # after its equals: a stable order
+                        m -= 1
+                    out.insert(m, (s, t[1], t[2], t[3]))
+                    if len(out) > keep:
+                        out.pop()
     return [t[1:] for t in out]
 
 

@@ -284,7 +284,7 @@ def test_sampling_kernels_match_reference():
                 assert grid[r * size + c] == bit
         assert outside == n_out
         # + 16: the format modules alone (row 8, column 8), the same values, the rest untouched
-        probe = bytearray([7]) * (size * size)
+        probe = bytearray(7 for _ in range(size * size))
         kernels.sample_grid(bimg, bthr, tk, w, h, coef, size, spread + 16, probe)
         for r in range(size):
             for c in range(size):
