@@ -21,7 +21,7 @@ def _elapsed_us(t0):
     return diff(now, t0) if diff is not None else now - t0
 
 
-KERNELS = ("block_stats", "block_smooth", "find_rows", "confirm_hit", "near_centre",
+KERNELS = ("block_stats", "block_smooth", "find_rows", "confirm_hits",
            "sample_grid", "fit", "grid_contrast", "find_alignment",
            "function_template", "read_codewords", "rs_locate", "nearest_word")
 

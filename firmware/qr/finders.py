@@ -30,68 +30,36 @@ class FinderScanner:
         self.step = 1  # scan every step-th row (the streaming mode uses 2)
         # filled from a generator: a [0] * n list would be a second, temporary copy
         self._hits = array("H", (0 for _ in range(3 * MAX_ROW_HITS)))
-        self._runs = array("i", (0 for _ in range(12)))  # kernels.confirm_hit's out
+        # kernels.confirm_hits' parameters and scratch: centres found, slots, tolerance, ...
+        self._st = array("i", (0 for _ in range(16)))
+        self._st[1] = MAX_CENTRES
+        self._st[2] = CROSS_TOL
         # confirmed centres: 2 x, 2 y, width x 1000, row hits
         self._cent = array("i", (0 for _ in range(4 * MAX_CENTRES)))
-        self._nc = 0
 
     def find(self, img, thr, tk, w, h):
         """The LIMIT confirmed finder centres with the most row hits, most first (binary
         image: grey img against the block thresholds thr, tk as in kernels.find_rows)."""
         hits = self._hits
-        self._nc = 0
-        # bands of rows, so that a busy top of the frame cannot use up the hit buffer
+        cent = self._cent
+        st = self._st
+        st[0] = 0
+        # bands of rows, so that a busy top of the frame cannot use up the hit buffer; each
+        # band's hits cross-checked and merged into the centres by one kernel call
         for y0 in range(0, h, BAND):
             n = kernels.find_rows(img, thr, tk, w, y0, min(h, y0 + BAND), self.step, ROW_TOL, hits, MAX_ROW_HITS)
             if n:
-                self._confirm(img, thr, tk, w, h, hits, n)
-        cent = self._cent
-        # most row hits first (a stable sort: the first found first among equals); only the
-        # LIMIT strongest become Centre objects, the only ones triples() looks at
-        order = sorted(range(self._nc), key=lambda i: -cent[4 * i + 3])
+                kernels.confirm_hits(img, thr, tk, w, h, hits, n, cent, st)
+        # most row hits first, the first found first among equals (the index in the key:
+        # MicroPython's sort is not stable); only the LIMIT strongest become Centre objects,
+        # the only ones triples() looks at
+        order = sorted(range(st[0]), key=lambda i: i - MAX_CENTRES * cent[4 * i + 3])
         centres = []
         for i in order[:LIMIT]:
             c = Centre(cent[4 * i] / 2, cent[4 * i + 1] / 2, cent[4 * i + 2] / 7000)
             c.count = cent[4 * i + 3]
             centres.append(c)
         return centres
-
-    def _confirm(self, img, thr, tk, w, h, hits, n):
-        cent = self._cent
-        r = self._runs
-        nc = self._nc
-        near = kernels.near_centre
-        confirm = kernels.confirm_hit
-        for j in range(0, 3 * n, 3):
-            x2 = hits[j]
-            y = hits[j + 1]
-            t = hits[j + 2]
-            if near(cent, nc, x2, 2 * y + 1, t, 0) >= 0:
-                continue  # another row of a centre already found
-            if not confirm(img, thr, tk, w, h, x2, y, t, CROSS_TOL, r):
-                continue
-            # A rotated finder looks wider along rows and columns; the narrowest of the four
-            # directions is within 8 % of the true width whatever the rotation (x 1000).
-            width = 1000 * min(r[2], r[3])
-            if r[4] and 1414 * r[4] < width:
-                width = 1414 * r[4]
-            if r[5] and 1414 * r[5] < width:
-                width = 1414 * r[5]
-            # a hit can confirm a centre already found from another row
-            if near(cent, nc, r[0], r[1], 0, 1) >= 0:
-                continue
-            if nc < MAX_CENTRES:
-                k = 4 * nc
-                nc += 1
-            else:
-                # full (a large code's data is full of finder-like spots): the centre seen by
-                # the fewest rows makes room, or the third finder of a code could never get in
-                k = 4 * near(cent, MAX_CENTRES, 0, 0, 0, 2)  # (the kernel's mode 2)
-            cent[k] = r[0]
-            cent[k + 1] = r[1]
-            cent[k + 2] = width
-            cent[k + 3] = 1
-        self._nc = nc
 
 
 def triples(centres, keep, limit=LIMIT):

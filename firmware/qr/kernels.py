@@ -226,157 +226,202 @@ def find_rows(img_buf, thr_buf, tk: int, w: int, y0: int, y1: int, step: int, to
     return n
 
 
-def confirm_hit(img_buf, thr_buf, tk: int, w: int, h: int, x2: int, y: int, maxc: int, tol: int, out_buf) -> int:
-    """Cross-check a row hit (centre x2 / 2, row y, width maxc) through the finder: along the
-    column (which re-centres y), the row (re-centres x), then both diagonals.  Each line must
-    show dark-light-dark-light-dark around the centre in 1:1:3:1:1 (light runs within tol
-    percent, outer dark runs within 1.5 tol, the centre within 3 tol; every run < maxc).
-    out = [2 x centre, 2 y centre, column width, row width, diagonal widths (0 = failed)] and
-    six more entries of scratch (12 int32).  Returns 1 when the column, the row and at least one diagonal pass (binary image as in
-    find_rows)."""
+def confirm_hits(img_buf, thr_buf, tk: int, w: int, h: int, hits_buf, n: int, cent_buf, st_buf) -> int:
+    """The finder cross-check of n row hits (find_rows' triples: 2 x centre, row, width), in
+    order, against the finder centres found so far (cent: int32 quads: 2 x, 2 y, width x 1000,
+    rows that saw it).  A hit within one module across and two modules (+1 px) along the
+    column of a known centre, 0.6-1.7 times its width, is another row of it: the centre's
+    count goes up.  Otherwise the hit is cross-checked through the finder: along the column
+    (which re-centres y), the row (re-centres x), then both diagonals; each line must show
+    dark-light-dark-light-dark around the centre in 1:1:3:1:1 (light runs within tol percent,
+    outer dark runs within 1.5 tol, the centre within 3 tol; every run shorter than the hit's
+    width), and the column, the row and at least one diagonal must pass.  A confirmed centre
+    within 1.5 modules of a known one (module = width / 7) counts for it; a new one is added,
+    its width the narrowest of the four directions (a diagonal's x 1.414: within 8 % of the
+    true width whatever the rotation); when all slots are taken the centre seen by the fewest
+    rows (the oldest of equals) makes room, so that a busy code cannot crowd out a finder lower
+    in the frame.  Binary image as in find_rows.
+
+    st (int32): [0] the centres found (in and out), [1] slots in cent, [2] tol; [4..9] of the
+    last hit cross-checked: 2 x and 2 y of its centre, the widths along column, row and the
+    two diagonals (0: failed); [10..15] scratch.  Returns the centres found."""
     img = ptr8(img_buf)
     thr = ptr8(thr_buf)
-    out = ptr32(out_buf)
+    hits = ptr16(hits_buf)
+    cent = ptr32(cent_buf)
+    st = ptr32(st_buf)
     sh = tk & 7
     inv = (tk >> 3) & 1
     one = 1 - inv
     bw = tk >> 4
-    px = x2 // 2
-    py = y
-    ok = 0
-    dirn = 0
-    while dirn < 4:
-        dx = 1
-        dy = 0
-        if dirn == 0:
-            dx = 0
-            dy = 1
-        if dirn == 3:
-            dy = -1
-        if dirn == 2:
-            dy = 1
-        total = 0
-        v = inv
-        if img[py * w + px] <= thr[(py >> sh) * bw + (px >> sh)]:
-            v = one
-        if v == 1:
-            # runs: centre, light, dark going + (out[6..8]); centre, light, dark going -
-            # (out[9..11])
-            ph = 0
-            sgn = 1
-            cx = px
-            cy = py
-            while ph < 6:
-                if ph == 3:
-                    sgn = -1
-                    cx = px
-                    cy = py
-                want = 1
-                if ph == 1 or ph == 4:
-                    want = 0
-                c = 0
-                while c < maxc and 0 <= cx and cx < w and 0 <= cy and cy < h:
+    nc = st[0]
+    slots = st[1]
+    tol = st[2]
+    r0 = 0
+    r3 = 0
+    j = 0
+    while j < n:
+        x2 = hits[3 * j]
+        y = hits[3 * j + 1]
+        maxc = hits[3 * j + 2]
+        j += 1
+        qx = x2  # the point looked up among the centres (2 x, 2 y)
+        qy = 2 * y + 1
+        width = 0
+        stage = 0  # 0 the row hit, 1 its cross-check, 2 the confirmed centre
+        while stage < 3:
+            if stage == 1:
+                px = x2 // 2
+                py = y
+                ok = 0
+                dirn = 0
+                while dirn < 4:
+                    dx = 1
+                    dy = 0
+                    if dirn == 0:
+                        dx = 0
+                        dy = 1
+                    if dirn == 3:
+                        dy = -1
+                    if dirn == 2:
+                        dy = 1
+                    total = 0
                     v = inv
-                    if img[cy * w + cx] <= thr[(cy >> sh) * bw + (cx >> sh)]:
+                    if img[py * w + px] <= thr[(py >> sh) * bw + (px >> sh)]:
                         v = one
-                    if v != want:
+                    if v == 1:
+                        # runs: centre, light, dark going + (st[10..12]); centre, light, dark
+                        # going - (st[13..15])
+                        ph = 0
+                        sgn = 1
+                        cx = px
+                        cy = py
+                        while ph < 6:
+                            if ph == 3:
+                                sgn = -1
+                                cx = px
+                                cy = py
+                            want = 1
+                            if ph == 1 or ph == 4:
+                                want = 0
+                            c = 0
+                            while c < maxc and 0 <= cx and cx < w and 0 <= cy and cy < h:
+                                v = inv
+                                if img[cy * w + cx] <= thr[(cy >> sh) * bw + (cx >> sh)]:
+                                    v = one
+                                if v != want:
+                                    break
+                                c += 1
+                                cx += dx * sgn
+                                cy += dy * sgn
+                            st[10 + ph] = c
+                            ph += 1
+                        r0 = st[10]
+                        r1 = st[11]
+                        r2 = st[12]
+                        r3 = st[13]
+                        r4 = st[14]
+                        r5 = st[15]
+                        if r0 < maxc and r2 < maxc and r3 < maxc and r5 < maxc:
+                            ce = r0 + r3 - 1
+                            t = ce + r1 + r2 + r4 + r5
+                            if t >= 7 and r1 > 0 and r2 > 0 and r4 > 0 and r5 > 0:
+                                lim = t * tol
+                                # the larger error of the two light runs, of the two dark runs,
+                                # the centre's
+                                e = 7 * r1 - t
+                                if e < 0:
+                                    e = -e
+                                f = 7 * r4 - t
+                                if f < 0:
+                                    f = -f
+                                if f > e:
+                                    e = f
+                                g = 7 * r2 - t
+                                if g < 0:
+                                    g = -g
+                                f = 7 * r5 - t
+                                if f < 0:
+                                    f = -f
+                                if f > g:
+                                    g = f
+                                f = 7 * ce - 3 * t
+                                if f < 0:
+                                    f = -f
+                                if e * 100 < lim and g * 100 < lim * 3 // 2 and f * 100 < 3 * lim:
+                                    total = t
+                    st[6 + dirn] = total
+                    if dirn < 2:
+                        if total == 0:
+                            break  # the column and the row must pass
+                        # re-centre: the column moves y (st[5]), the row x (st[4])
+                        if dirn == 0:
+                            py = 2 * py + 1 + r0 - r3
+                            st[5] = py
+                            py = py // 2
+                        else:
+                            px = 2 * px + 1 + r0 - r3
+                            st[4] = px
+                            px = px // 2
+                    elif total > 0:
+                        ok = 1
+                    dirn += 1
+                if ok == 0:
+                    break
+                width = 1000 * st[6]
+                if st[7] < st[6]:
+                    width = 1000 * st[7]
+                if st[8] > 0 and 1414 * st[8] < width:
+                    width = 1414 * st[8]
+                if st[9] > 0 and 1414 * st[9] < width:
+                    width = 1414 * st[9]
+                qx = st[4]
+                qy = st[5]
+                stage = 2
+                continue
+            # is (qx, qy) a centre already found?  stage 0: a row hit (one module across, two
+            # along the column, width 0.6-1.7x); stage 2: a confirmed centre (1.5 modules)
+            ka = 3
+            kb = 3
+            kc = 0
+            if stage == 0:
+                ka = 2
+                kb = 4
+                kc = 14000
+            i = 0
+            while i < nc:
+                wd = cent[4 * i + 2]
+                dx = cent[4 * i] - qx
+                if dx < 0:
+                    dx = -dx
+                dy = cent[4 * i + 1] - qy
+                if dy < 0:
+                    dy = -dy
+                if 7000 * dx <= ka * wd and 7000 * dy <= kb * wd + kc:
+                    if stage == 2 or (6 * wd < 10000 * maxc and 10000 * maxc < 17 * wd):
+                        cent[4 * i + 3] = cent[4 * i + 3] + 1
                         break
-                    c += 1
-                    cx += dx * sgn
-                    cy += dy * sgn
-                out[6 + ph] = c
-                ph += 1
-            r0 = out[6]
-            r1 = out[7]
-            r2 = out[8]
-            r3 = out[9]
-            r4 = out[10]
-            r5 = out[11]
-            if r0 < maxc and r2 < maxc and r3 < maxc and r5 < maxc:
-                ce = r0 + r3 - 1
-                t = ce + r1 + r2 + r4 + r5
-                if t >= 7 and r1 > 0 and r2 > 0 and r4 > 0 and r5 > 0:
-                    lim = t * tol
-                    # the larger error of the two light runs, of the two dark runs, the centre's
-                    e = 7 * r1 - t
-                    if e < 0:
-                        e = -e
-                    f = 7 * r4 - t
-                    if f < 0:
-                        f = -f
-                    if f > e:
-                        e = f
-                    g = 7 * r2 - t
-                    if g < 0:
-                        g = -g
-                    f = 7 * r5 - t
-                    if f < 0:
-                        f = -f
-                    if f > g:
-                        g = f
-                    f = 7 * ce - 3 * t
-                    if f < 0:
-                        f = -f
-                    if e * 100 < lim and g * 100 < lim * 3 // 2 and f * 100 < 3 * lim:
-                        total = t
-        out[2 + dirn] = total
-        if dirn < 2:
-            if total == 0:
-                return 0
-            # re-centre: the column moves y (out[1]), the row x (out[0])
-            if dirn == 0:
-                py = 2 * py + 1 + r0 - r3
-                out[1] = py
-                py = py // 2
-            else:
-                px = 2 * px + 1 + r0 - r3
-                out[0] = px
-                px = px // 2
-        elif total > 0:
-            ok = 1
-        dirn += 1
-    return ok
-
-
-def near_centre(cent_buf, nc: int, x2: int, y2: int, t: int, mode: int) -> int:
-    """The first of the nc finder centres in cent (int32 quads: 2 x, 2 y, width x 1000, count)
-    that the point (x2 / 2, y2 / 2) belongs to; its count goes up by one.  Returns its index or
-    -1.  mode 0, a row hit of width t: within one module across, two modules (+1 px) along the
-    column, width 0.6-1.7 x the centre's; mode 1, a confirmed centre: within 1.5 modules both
-    ways (module = width / 7).  mode 2 (x2, y2, t unused): the index of the centre with the
-    fewest row hits, the oldest of equals (the scanner overwrites it when its buffer is full, so
-    that a busy code cannot crowd out a finder lower in the frame)."""
-    cent = ptr32(cent_buf)
-    if mode == 2:
-        best = 0
-        i = 1
-        while i < nc:
-            if cent[4 * i + 3] < cent[4 * best + 3]:
-                best = i
-            i += 1
-        return best
-    ka = 3  # mode 1: 1.5 modules (3 widths / 14) both ways
-    kb = 3
-    kc = 0
-    if mode == 0:
-        ka = 2
-        kb = 4
-        kc = 14000
-    i = 0
-    while i < nc:
-        wd = cent[4 * i + 2]
-        dx = cent[4 * i] - x2
-        if dx < 0:
-            dx = -dx
-        dy = cent[4 * i + 1] - y2
-        if dy < 0:
-            dy = -dy
-        if 7000 * dx <= ka * wd and 7000 * dy <= kb * wd + kc:
-            if mode == 1 or (6 * wd < 10000 * t and 10000 * t < 17 * wd):
-                cent[4 * i + 3] = cent[4 * i + 3] + 1
-                return i
-        i += 1
-    return -1
+                i += 1
+            if i < nc:
+                break  # counted for a known centre
+            if stage == 2:
+                k = nc
+                if nc < slots:
+                    nc += 1
+                else:  # full: the weakest makes room
+                    k = 0
+                    i = 1
+                    while i < nc:
+                        if cent[4 * i + 3] < cent[4 * k + 3]:
+                            k = i
+                        i += 1
+                cent[4 * k] = qx
+                cent[4 * k + 1] = qy
+                cent[4 * k + 2] = width
+                cent[4 * k + 3] = 1
+            stage += 1
+    st[0] = nc
+    return nc
 
 
 def sample_grid(img_buf, thr_buf, tk: int, w: int, h: int, coef_buf, size: int, spread: int, grid_buf) -> int:

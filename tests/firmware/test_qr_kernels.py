@@ -179,43 +179,139 @@ def _ref_line(b, w, h, x, y, dx, dy, maxc, tol):
     return 1 + r[0] - r[3], t
 
 
-def test_confirm_hit_matches_reference():
-    rnd = _rand(3)
-    w, h = 64, 56
-    out = array("i", [0] * 12)
-    confirmed = 0
-    for trial in range(12):
-        b = bytearray(1 if rnd(4) == 0 else 0 for _ in range(w * h))
+def _ref_confirm(b, w, h, x2, y, maxc, tol):
+    """The cross-check of one row hit: (2 x, 2 y, width x 1000) of the finder centre and the
+    four widths, or None."""
+    v = _ref_line(b, w, h, x2 // 2, y, 0, 1, maxc, tol)
+    if v is None:
+        return None
+    py = (2 * y + v[0]) // 2
+    hh = _ref_line(b, w, h, x2 // 2, py, 1, 0, maxc, tol)
+    if hh is None:
+        return None
+    px = (2 * (x2 // 2) + hh[0]) // 2
+    da = _ref_line(b, w, h, px, py, 1, 1, maxc, tol)
+    db = _ref_line(b, w, h, px, py, 1, -1, maxc, tol)
+    if da is None and db is None:
+        return None
+    widths = [v[1], hh[1], da[1] if da else 0, db[1] if db else 0]
+    width = min([1000 * v[1], 1000 * hh[1]] + [1414 * d for d in widths[2:] if d])
+    return 2 * (x2 // 2) + hh[0], 2 * y + v[0], width, widths
+
+
+def _ref_near(cent, nc, qx, qy, t, mode):
+    """The first centre the point (qx / 2, qy / 2) belongs to: mode 0 a row hit of width t,
+    mode 1 a confirmed centre; -1 if none."""
+    for i in range(nc):
+        cx, cy, ms = cent[4 * i] / 2, cent[4 * i + 1] / 2, cent[4 * i + 2] / 7000
+        if mode == 0:
+            ok = abs(cx - qx / 2) <= ms and abs(cy - qy / 2) <= 2 * ms + 1 and ms * 0.6 < t / 7 < ms * 1.7
+        else:
+            ok = abs(cx - qx / 2) <= 1.5 * ms and abs(cy - qy / 2) <= 1.5 * ms
+        if ok:
+            return i
+    return -1
+
+
+def _ref_confirm_hits(b, w, h, hits, n, cent, nc, slots, tol):
+    for j in range(n):
+        x2, y, t = hits[3 * j], hits[3 * j + 1], hits[3 * j + 2]
+        i = _ref_near(cent, nc, x2, 2 * y + 1, t, 0)
+        if i < 0:
+            c = _ref_confirm(b, w, h, x2, y, t, tol)
+            if c is None:
+                continue
+            i = _ref_near(cent, nc, c[0], c[1], 0, 1)
+            if i < 0:
+                if nc < slots:
+                    k = nc
+                    nc += 1
+                else:  # the fewest rows, the oldest of equals
+                    k = min(range(nc), key=lambda q: (cent[4 * q + 3], q))
+                cent[4 * k:4 * k + 4] = array("i", [c[0], c[1], c[2], 1])
+                continue
+        cent[4 * i + 3] += 1
+    return nc
+
+
+def _finder_image(rnd, w, h, count):
+    """A sparse random 0/1 image with `count` finder patterns (1-3 px modules); their corners."""
+    b = bytearray(1 if rnd(4) == 0 else 0 for _ in range(w * h))
+    placed = []
+    for _ in range(count):
         m = 1 + rnd(3)
-        ox, oy = 8 + rnd(20), 8 + rnd(16)
+        ox, oy = 2 + rnd(w - 7 * m - 4), 2 + rnd(h - 7 * m - 4)
         for y in range(7 * m):  # a finder pattern, some modules a pixel off
             for x in range(7 * m):
                 ring = max(abs(x // m - 3), abs(y // m - 3))
                 b[(oy + y) * w + ox + x] = 0 if ring == 2 else 1
+        placed.append((ox, oy, m))
+    return b, placed
+
+
+def test_confirm_hits_cross_checks_a_hit_as_the_reference():
+    rnd = _rand(3)
+    w, h = 64, 56
+    st = array("i", [0] * 16)
+    cent = array("i", [0] * 16)
+    confirmed = 0
+    for trial in range(12):
+        b, placed = _finder_image(rnd, w, h, 1)
+        ox, oy, m = placed[0]
         for _ in range(20):
             y = oy + rnd(7 * m)
             x2 = 2 * (ox + rnd(7 * m)) + rnd(2)
             maxc = 7 * m + rnd(3)
             img, thr, tk = _encode(b, w, h, rnd, trial % 2, 2 + trial % 3)
-            got = kernels.confirm_hit(img, thr, tk, w, h, x2, y, maxc, 70, out)
-            v = _ref_line(b, w, h, x2 // 2, y, 0, 1, maxc, 70)
-            if v is None:
-                assert got == 0
-                continue
-            py = (2 * y + v[0]) // 2
-            hh = _ref_line(b, w, h, x2 // 2, py, 1, 0, maxc, 70)
-            if hh is None:
-                assert got == 0
-                continue
-            px = (2 * (x2 // 2) + hh[0]) // 2
-            da = _ref_line(b, w, h, px, py, 1, 1, maxc, 70)
-            db = _ref_line(b, w, h, px, py, 1, -1, maxc, 70)
-            assert got == (0 if da is None and db is None else 1)
+            st[0], st[1], st[2] = 0, 4, 70  # no centre yet
+            got = kernels.confirm_hits(img, thr, tk, w, h, array("H", [x2, y, maxc]), 1, cent, st)
+            ref = _ref_confirm(b, w, h, x2, y, maxc, 70)
+            assert got == st[0] == (0 if ref is None else 1)
             if got:
                 confirmed += 1
-                assert list(out[:6]) == [2 * (x2 // 2) + hh[0], 2 * y + v[0], v[1], hh[1],
-                                     da[1] if da else 0, db[1] if db else 0]
+                assert list(st[4:10]) == [ref[0], ref[1]] + ref[3]
+                assert list(cent[:4]) == [ref[0], ref[1], ref[2], 1]
     assert confirmed > 20
+
+
+def test_confirm_hits_merges_centres_as_the_reference():
+    """Bands of real row hits (find_rows) and random ones over several finders: the centres,
+    their counts and the slots reused when full, as the reference loop."""
+    rnd = _rand(23)
+    w, h = 96, 80
+    merged = replaced = 0
+    for trial in range(16):
+        b, _ = _finder_image(rnd, w, h, 1 + rnd(4))
+        img, thr, tk = _encode(b, w, h, rnd, trial % 2, 2 + trial % 3)
+        hits = array("H", [0] * 3 * 200)
+        n = kernels.find_rows(img, thr, tk, w, 0, h, 1, 55, hits, 180)
+        for _ in range(10):  # and some hits anywhere
+            hits[3 * n], hits[3 * n + 1], hits[3 * n + 2] = rnd(2 * w), rnd(h), 5 + rnd(20)
+            n += 1
+        slots = (2, 3, 64)[trial % 3]
+        cent = array("i", [0] * 4 * slots)
+        st = array("i", [0] * 16)
+        st[1], st[2] = slots, 70
+        ref = array("i", cent)
+        nref = _ref_confirm_hits(b, w, h, hits, n, ref, 0, slots, 70)
+        assert kernels.confirm_hits(img, thr, tk, w, h, hits, n, cent, st) == nref == st[0]
+        assert list(cent) == list(ref), trial
+        merged += sum(1 for i in range(nref) if cent[4 * i + 3] > 1)
+        replaced += slots < 64 and nref == slots
+    assert merged > 5 and replaced > 3
+
+
+def test_a_row_hit_of_a_known_centre_only_counts():
+    """A hit within a known centre is counted for it, not cross-checked (the image is blank)."""
+    cent = array("i", [2 * 40, 2 * 30, 7000 * 3, 4, 2 * 10, 2 * 10, 7000 * 2, 1])
+    st = array("i", [0] * 16)
+    st[0], st[1], st[2] = 2, 2, 70
+    img = bytearray(200 for _ in range(64 * 56))
+    thr = bytearray(100 for _ in range(8 * 7))
+    tk = (8 << 4) | 3
+    # on the first centre's row, 3 px modules, hit width 21: counted; width 60: too wide for it
+    assert kernels.confirm_hits(img, thr, tk, 64, 56, array("H", [2 * 41, 31, 21, 2 * 41, 31, 60]), 2, cent, st) == 2
+    assert cent[3] == 5 and cent[7] == 1
 
 
 def _project(coef, u, v):
@@ -720,38 +816,3 @@ def test_rs_locate_and_nearest_word_match_reference():
         dist = [bin(word ^ x).count("1") for x in words]
         i = kernels.nearest_word(word, words, 32, out)
         assert out[0] == min(dist) and i == dist.index(min(dist))
-
-
-def test_near_centre_matches_reference():
-    rnd = _rand(17)
-    cent = array("i", [0] * 4 * 8)
-    for i in range(8):
-        cent[4 * i:4 * i + 4] = array("i", [2 * (10 + rnd(100)), 2 * (10 + rnd(100)), 1000 * (7 + rnd(30)), 1])
-    for _ in range(300):
-        x2, y2, t, mode = rnd(240), rnd(240), 5 + rnd(40), rnd(2)
-        want = -1
-        for i in range(8):
-            cx, cy, ms = cent[4 * i] / 2, cent[4 * i + 1] / 2, cent[4 * i + 2] / 7000
-            if mode == 0:
-                ok = abs(cx - x2 / 2) <= ms and abs(cy - y2 / 2) <= 2 * ms + 1 and ms * 0.6 < t / 7 < ms * 1.7
-            else:
-                ok = abs(cx - x2 / 2) <= 1.5 * ms and abs(cy - y2 / 2) <= 1.5 * ms
-            if ok:
-                want = i
-                break
-        before = cent[4 * want + 3] if want >= 0 else 0
-        assert kernels.near_centre(cent, 8, x2, y2, t, mode) == want
-        if want >= 0:
-            assert cent[4 * want + 3] == before + 1
-
-
-def test_weakest_is_the_fewest_hits_oldest_first():
-    cent = array("i", [0] * 4 * 6)
-    for i, count in enumerate((5, 3, 9, 3, 4, 7)):
-        cent[4 * i + 3] = count
-    assert kernels.near_centre(cent, 6, 0, 0, 0, 2) == 1  # mode 2: the weakest
-    assert kernels.near_centre(cent, 1, 0, 0, 0, 2) == 0
-    cent[4 * 5 + 3] = 1
-    assert kernels.near_centre(cent, 6, 0, 0, 0, 2) == 5
-    assert kernels.near_centre(cent, 5, 0, 0, 0, 2) == 1  # only the first nc count
-    assert [cent[4 * i + 3] for i in range(6)] == [5, 3, 9, 3, 4, 1]  # and nothing counted
