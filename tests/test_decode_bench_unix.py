@@ -33,3 +33,22 @@ def test_estimate_scales_kernels_and_rest_by_their_own_factors():
     assert fhi == pytest.approx(1000 / lo) and flo == pytest.approx(1000 / hi)
     # the stream's split comes from its replay; a rest below zero (clock noise) counts as none
     assert rows["stream"][2] == 0 and rows["stream"][3] == pytest.approx(66)
+
+
+def test_estimate_of_several_runs_takes_each_row_from_its_fastest_run():
+    def run(kern, viper_loop):
+        return {"viper_calibration_ms": viper_loop, "calibration_ms": decode_mpy.FIELD_BYTECODE_MS,
+                "replay": {"blank": {"kernel_ms": kern, "rest_ms": 0.0, "scan_ms": kern, "calls_ms": 0.0},
+                           "scenes": {"kernel_ms": 2 * kern, "rest_ms": 0.0, "scan_ms": 2 * kern, "calls_ms": 0.0}}}
+    slow, fast = run(1.0, decode_mpy.FIELD_VIPER_MS), run(0.5, decode_mpy.FIELD_VIPER_MS)
+    # a run whose own viper loop also ran slow (twice the field notes') is scaled back: equal to fast
+    scaled = run(1.0, 2 * decode_mpy.FIELD_VIPER_MS)
+    rows, runs = decode_mpy.best_estimate([slow, fast])
+    assert runs == [1, 1] and rows[0][3] == pytest.approx(0.5 * 33)
+    rows, runs = decode_mpy.best_estimate([slow, scaled])
+    assert rows[0][3] == pytest.approx(0.5 * 33)
+    mixed = run(0.5, decode_mpy.FIELD_VIPER_MS)
+    mixed["replay"]["scenes"]["kernel_ms"] = 3.0  # this run's scenes were slow, its blank fast
+    rows, runs = decode_mpy.best_estimate([slow, mixed])
+    assert runs == [1, 0]
+    assert "run 2" in decode_mpy.estimate_table([slow, mixed])

@@ -460,13 +460,29 @@ def esp32_estimate(vip):
     return rows
 
 
-def estimate_table(vip):
-    lines = ["ESP32 estimate: kernels x %.2f x %d..%d (viper), rest x %.2f x %d..%d (bytecode)"
-             % (FIELD_VIPER_MS / vip["viper_calibration_ms"], VIPER_FACTOR[0], VIPER_FACTOR[1],
-                FIELD_BYTECODE_MS / vip["calibration_ms"], BYTECODE_FACTOR[0], BYTECODE_FACTOR[1]),
-             "%-22s %10s %10s %18s %14s" % ("frame (scan)", "kernels ms", "rest ms", "ESP32 ms/frame", "ESP32 fps")]
-    for name, kern, rest, lo, hi, flo, fhi in esp32_estimate(vip):
-        lines.append("%-22s %10.3f %10.3f %8.0f..%-8.0f %6.1f..%-6.1f" % (name, kern, rest, lo, hi, flo, fhi))
+def best_estimate(vips):
+    """esp32_estimate over several viper runs, each row from the run that estimates it fastest
+    (a shared machine's noise only ever adds time; each run scaled by its own calibration).
+    Returns (rows, run index of each row)."""
+    best = {}
+    for k, vip in enumerate(vips):
+        for row in esp32_estimate(vip):
+            if row[0] not in best or row[3] < best[row[0]][0][3]:
+                best[row[0]] = (row, k)
+    names = [row[0] for row in esp32_estimate(vips[0])]
+    return [best[n][0] for n in names], [best[n][1] for n in names]
+
+
+def estimate_table(vips):
+    lines = ["ESP32 estimate: kernels x (0.15 ms / viper loop) x %d..%d (viper), rest x (5.0 ms / bytecode loop)"
+             " x %d..%d (bytecode); %d viper run(s), each row from its fastest" % (
+                 VIPER_FACTOR[0], VIPER_FACTOR[1], BYTECODE_FACTOR[0], BYTECODE_FACTOR[1], len(vips))]
+    for k, vip in enumerate(vips):
+        lines.append("run %d: viper loop %.3f ms, bytecode loop %.2f ms" % (k + 1, vip["viper_calibration_ms"], vip["calibration_ms"]))
+    lines.append("%-22s %10s %10s %18s %14s %4s" % ("frame (scan)", "kernels ms", "rest ms", "ESP32 ms/frame", "ESP32 fps", "run"))
+    rows, runs = best_estimate(vips)
+    for (name, kern, rest, lo, hi, flo, fhi), k in zip(rows, runs):
+        lines.append("%-22s %10.3f %10.3f %8.0f..%-8.0f %6.1f..%-6.1f %4d" % (name, kern, rest, lo, hi, flo, fhi, k + 1))
     return "\n".join(lines)
 
 
@@ -514,6 +530,9 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=16, help="frames per scene in the stream test")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--detail", action="store_true", help="per-kernel ms/calls per frame")
+    ap.add_argument("--runs", type=int, default=1,
+                    help="--unix: measure the viper build this many times; each row of the ESP32 estimate "
+                         "comes from its fastest run (on a shared VM, noise only adds time)")
     ap.add_argument("--memory", action="store_true",
                     help="MicroPython only: decoder buffers and bytes allocated per decode (GC off)")
     a = ap.parse_args(argv)
@@ -535,13 +554,14 @@ def main(argv=None):
         return
     if a.unix:
         byte = run_unix(clean, scenes, expected, a.repeat, a.full, viper=False)
-        vip = run_unix(clean, scenes, expected, a.repeat, a.full, viper=True)
+        vips = [run_unix(clean, scenes, expected, a.repeat, a.full, viper=True) for _ in range(max(1, a.runs))]
+        vip = vips[0]
         if a.json:
-            print(json.dumps({"bytecode": byte, "viper": vip}))
+            print(json.dumps({"bytecode": byte, "viper": vip, "viper_runs": vips}))
             return
-        print("--- bytecode\n" + summary(byte, a.detail) + "\n--- viper\n" + summary(vip, a.detail))
+        print("--- bytecode\n" + summary(byte, a.detail) + "\n--- viper (run 1)\n" + summary(vip, a.detail))
         print(compare(byte, vip))
-        print(estimate_table(vip))
+        print(estimate_table(vips))
         return
     out = (run_cpython if a.cpython else run_mpy)(clean, scenes, expected, a.repeat, a.full)
     print(json.dumps(out) if a.json else summary(out, a.detail))
