@@ -48,7 +48,7 @@ def test_the_kernels_really_run_as_machine_code(tmp_path):
     assert r.returncode == 0, r.stderr
     res, proc = run_in_unix_micropython(lib, [Path(__file__).parent / "firmware" / "test_qr_kernels.py"])
     assert res[("test_qr_kernels", "test_threshold_matches_reference")]["ok"], proc.stdout[-2000:]
-    assert not res[("test_qr_kernels", "test_quad_coef_matches_the_float_homography")]["ok"]
+    assert not res[("test_qr_kernels", "test_fit_homography_matches_the_float_solve")]["ok"]
 
 
 def test_sign_extension_is_the_identity_in_plain_python():

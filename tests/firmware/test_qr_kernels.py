@@ -451,7 +451,7 @@ def _apply(h, u, v):
     return (h[0] * u + h[1] * v + h[2]) / d, (h[3] * u + h[4] * v + h[5]) / d
 
 
-def test_quad_coef_matches_the_float_homography():
+def test_fit_homography_matches_the_float_solve():
     rnd = _rand(11)
     coef = array("i", [0] * 11)
     pts = array("i", [0] * 8)
