@@ -307,11 +307,14 @@ class Decoder:
                 if spread and ms < 2.5:
                     continue
                 vinfo = version >= 7 and depth == 0
+                fmt = None
                 if not vinfo:
                     # the format modules first: most grids sampled off a code are refused on
-                    # them (formatinfo.decode), and those need no full sample
+                    # them (formatinfo.decode), and those need no full sample; the full sample
+                    # gives those modules the same values, so the answer stands
                     sampler.sample_format(bits, w, h, fitter.coef, size, spread)
-                    if formatinfo.decode(g, size)[0] < 0:
+                    fmt = formatinfo.decode(g, size)
+                    if fmt[0] < 0:
                         continue
                 sampler.sample(bits, w, h, fitter.coef, size, spread)
                 if vinfo:
@@ -331,14 +334,15 @@ class Decoder:
                             fitter.pts[i] = saved[i]
                         fitter.load_coef(mirrored)
                         continue
-                p = self._read_grid(size, version)
+                p = self._read_grid(size, version, fmt)
                 if p is not None:
                     return p
         return None
 
-    def _read_grid(self, size, version):
+    def _read_grid(self, size, version, fmt=None):
+        """The payload of the sampled grid, or None; fmt: its (level, mask) when known."""
         g = self.sampler.grid
-        level, mask = formatinfo.decode(g, size)
+        level, mask = fmt if fmt is not None else formatinfo.decode(g, size)
         if level < 0:
             return None
         n = codewords.read(g, size, version, mask, self._raw)
