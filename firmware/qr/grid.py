@@ -159,7 +159,9 @@ class Fitter:
 
     def refine(self, bits, w, h, ms, rounds, first=0.5):
         """Hill-climb the anchors: moves of `first` module (ms px), halved each round (at
-        most 4 rounds)."""
+        most 4 rounds: kernels.fit keeps the moves in st[6..9])."""
+        if rounds > 4:
+            raise ValueError("QR_FIT_ROUNDS: at most 4 climb rounds, not %d" % rounds)
         best = self.score(bits, w, h)
         if best < 0 or best == self.n:
             return best

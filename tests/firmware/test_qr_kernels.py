@@ -816,3 +816,16 @@ def test_rs_locate_and_nearest_word_match_reference():
         dist = [bin(word ^ x).count("1") for x in words]
         i = kernels.nearest_word(word, words, 32, out)
         assert out[0] == min(dist) and i == dist.index(min(dist))
+
+
+def test_the_fitter_refuses_more_rounds_than_fit_has_room_for():
+    from scanbridge_fw.qr import grid
+    f = grid.Fitter(2)
+    f.prepare(25, 2)
+    f.set_points([(10, 10), (82, 10), (10, 82), (82, 82)])
+    try:
+        f.refine((bytearray(100 * 100), bytearray(13 * 13), (13 << 4) | 3), 100, 100, 3.0, 5)
+    except ValueError as e:
+        assert "QR_FIT_ROUNDS" in str(e)
+    else:
+        assert False, "5 rounds accepted"
