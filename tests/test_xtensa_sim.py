@@ -80,6 +80,15 @@ def test_mpy_reader_names_every_kernel_with_its_signature(runner):
         xs.read_mpy(b"Mx\x00\x1f")
 
 
+def test_mpy_header_and_tables():
+    mpy = xs.read_mpy(xs.compile_viper(xs.KERNELS_PY))
+    assert (mpy.arch, mpy.small_int_bits) == (xs.ARCH_XTENSAWIN, 31)
+    assert mpy.qstrs[0].endswith("kernels.py") and "find_rows" in mpy.qstrs
+    assert mpy.objs[0] == ("const", xs.OBJ_FUN_TABLE)  # the native code's mp_fun_table
+    assert mpy.root.kind == xs.MP_CODE_NATIVE_VIPER
+    assert all(rc.kind == xs.MP_CODE_NATIVE_VIPER and not rc.relocs for rc in mpy.root.children)
+
+
 def test_listing_shows_the_helper_calls(runner):
     text = xs.listing(runner.functions["block_stats"])
     assert "entry    a1," in text and "retw.n" in text

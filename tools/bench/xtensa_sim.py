@@ -743,7 +743,8 @@ class Machine:
         return _U32.unpack_from(self.mem, addr - BASE)[0]
 
     def load_function(self, rc):
-        """Copy a viper function's code into memory (once); its function object's address."""
+        """Copy a viper function's code into memory (once) with a function object pointing at
+        it and at the module context; returns (code address, function object address, rc)."""
         if rc.name not in self.code:
             addr = self.alloc(len(rc.code))
             self.mem[addr - BASE:addr - BASE + len(rc.code)] = rc.code
