@@ -23,8 +23,10 @@ def test_kernels_compile_as_viper_for_xtensawin(tmp_path):
     # native code for xtensawin: the arch nibble in the header's flags byte is not "none"
     assert data[2] >> 2 != 0, "compiled without an architecture: viper code missing"
     # the budget for native code: 20 KB until the fit kernel (the template climb in one call
-    # instead of two calls per step) took 1.9 KB more; 22.5 KB now (docs/decoder.md, "Viper")
-    assert len(data) < 22 * 1024 + 512, len(data)
+    # instead of two calls per step) took 1.9 KB more; 22.5 KB at stop 12; 23 KB since the
+    # kernels were shaped for the xtensawin emitter (+0.2 KB for ~40 % fewer cycles in the
+    # fixed per-frame kernels: docs/xtensa-sim.md); docs/decoder.md, "Viper"
+    assert len(data) < 23 * 1024, len(data)
 
 
 def test_viper_compile_really_checks_types(tmp_path):

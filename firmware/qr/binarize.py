@@ -42,8 +42,8 @@ class Binarizer:
         while (1 << sh) < bs:
             sh += 1
         self.tk = (bw << 4) | sh
-        kernels.block_stats(gray, w, h, bs, bw, bh, _MIN_RANGE, self._avg)
-        kernels.block_smooth(self._avg, bw, bh, radius, bias, self.thr, self._col)
+        kernels.block_stats(0, 0, gray, w, h, sh, bw, bh, _MIN_RANGE, self._avg)
+        kernels.block_smooth(0, 0, self._avg, bw, bh, radius, bias, self.thr, self._col)
 
     def invert(self, on=True):
         """Read light-on-dark: dark = grey above the threshold (the thresholds stay)."""

@@ -47,7 +47,7 @@ class FinderScanner:
         # bands of rows, so that a busy top of the frame cannot use up the hit buffer; each
         # band's hits cross-checked and merged into the centres by one kernel call
         for y0 in range(0, h, BAND):
-            n = kernels.find_rows(img, thr, tk, w, y0, min(h, y0 + BAND), self.step, ROW_TOL, hits, MAX_ROW_HITS)
+            n = kernels.find_rows(0, 0, img, thr, tk, w, y0, min(h, y0 + BAND), self.step, ROW_TOL, hits, MAX_ROW_HITS)
             if n:
                 kernels.confirm_hits(img, thr, tk, w, h, hits, n, cent, st)
         # most row hits first, the first found first among equals (the index in the key:

@@ -18,13 +18,13 @@ class GridSampler:
         kernels.fit) from the binary image `bits` = (grey, block thresholds, tk: see
         kernels.find_rows); returns the number of module centres that fell outside the frame."""
         img, thr, tk = bits
-        return kernels.sample_grid(img, thr, tk, w, h, coef, size, spread, self.grid)
+        return kernels.sample_grid(0, 0, img, thr, tk, w, h, coef, size, spread, self.grid)
 
     def sample_format(self, bits, w, h, coef, size, spread):
         """Sample only row 8 and column 8, where the format information sits, as `sample`
         would (a tenth of the work or less): enough for formatinfo.decode to refuse a grid."""
         img, thr, tk = bits
-        kernels.sample_grid(img, thr, tk, w, h, coef, size, spread + 16, self.grid)
+        kernels.sample_grid(0, 0, img, thr, tk, w, h, coef, size, spread + 16, self.grid)
 
 
 _ALIGN_OUT = array("i", (0 for _ in range(3)))
@@ -123,7 +123,7 @@ class Fitter:
         st[3] = self.budget
         st[5] = self.n
         img, thr, tk = bits
-        s = kernels.fit(img, thr, tk, w, h, self.pts, self.coef, self.tmpl, st)
+        s = kernels.fit(0, 0, img, thr, tk, w, h, self.pts, self.coef, self.tmpl, st)
         self.steps += self.budget - st[3]
         self.budget = st[3]
         return s
@@ -134,7 +134,7 @@ class Fitter:
         st[0] = self.size
         st[1] = -1
         t = self.tmpl
-        return kernels.fit(t, t, 0, 0, 0, p, self.coef, t, st)
+        return kernels.fit(0, 0, t, t, 0, 0, 0, p, self.coef, t, st)
 
     def load_coef(self, mirrored):
         """Homography of the current anchors into self.coef (top-right and bottom-left
@@ -210,10 +210,10 @@ class Fitter:
                                 return best
                             budget -= 1
                             p[i] += d
-                            if fit(t, t, 0, 0, 0, p, coef, t, st) == 0:
+                            if fit(0, 0, t, t, 0, 0, 0, p, coef, t, st) == 0:
                                 s = -1
                             else:
-                                s = contrast(img, w, h, coef, size, thr, bs, bw, half)
+                                s = contrast(0, 0, img, w, h, coef, size, thr, bs, bw, half)
                             if s > best:
                                 best = s
                                 improved = True
@@ -238,7 +238,7 @@ class Fitter:
         self.steps += 1
         if self._quad(self.pts) == 0:
             return -1
-        return kernels.grid_contrast(gray, w, h, self.coef, self.size, binz.thr, binz.bs, binz.bw, self.half)
+        return kernels.grid_contrast(0, 0, gray, w, h, self.coef, self.size, binz.thr, binz.bs, binz.bw, self.half)
 
     def refine_corner(self, gray, w, h, binz, ms):
         """Move the far corner (pts[6], pts[7]) to where module centres sit deepest inside

@@ -6,6 +6,14 @@
 # Rules that keep both worlds equal: integer arithmetic only, values stay below 2**30, buffers are
 # indexed through ptr8/ptr16/ptr32 casts of the buffer arguments, no default arguments, no allocation, and no calls to
 # other functions of this module (viper calls would box their arguments).
+#
+# Registers: the xtensawin viper emitter keeps only locals 0 and 1 in registers (a4, a5) and
+# parameters are the first locals; every other local is a stack slot that each use loads and
+# stores, and `//` is a runtime call.  So a kernel whose loop would otherwise run on the stack
+# takes two leading scratch ints (callers pass 0) that the loop uses as its hottest variables,
+# and shifts or multiplies instead of dividing where that is exact.  (Walking a raw address
+# with ptr8(p)[0] would be cheaper still, but the plain path has no addresses.)  Measured on
+# the real machine code: `python -m scanbridge_tools.bench.xtensa_sim` (docs/xtensa-sim.md).
 try:
     ptr8  # a name only viper code knows (as a cast); absent in CPython and MicroPython bytecode
 except NameError:
@@ -18,36 +26,41 @@ except NameError:
     _names["ptr8"] = _names["ptr16"] = _names["ptr32"] = _as_is
 
 
-def block_stats(img_buf, w: int, h: int, bs: int, bw: int, bh: int, mind: int, avg_buf) -> int:
-    """Mean grey of each bs x bs block into avg[bw*bh], from every other row of the block (the
-    first, third, ...: half the reads; a module of a readable code spans more than one row); a
-    flat block (max-min <= mind over those rows) gets a value below its minimum (so it reads
-    as light) unless its upper/left neighbours are darker, which keeps the inside of large
-    dark modules dark."""
+def block_stats(i: int, v: int, img_buf, w: int, h: int, sh: int, bw: int, bh: int, mind: int, avg_buf) -> int:
+    """Mean grey of each bs x bs block (bs = 1 << sh) into avg[bw*bh], from a checkerboard half of its pixels
+    (even columns on the block's first, third, ... rows, odd columns on the others: half the
+    reads, and every row and column still counts; a module of a readable code spans more than
+    one pixel); a flat block (max-min <= mind over those pixels) gets a value below its minimum
+    (so it reads as light) unless its upper/left neighbours are darker, which keeps the inside
+    of large dark modules dark.  i and v are scratch (pass 0: see "Registers" above)."""
     img = ptr8(img_buf)
     avg = ptr8(avg_buf)
-    by = 0
-    while by < bh:
-        y0 = by * bs
-        y1 = y0 + bs
-        if y1 > h:
-            y1 = h
-        bx = 0
-        while bx < bw:
-            x0 = bx * bs
-            x1 = x0 + bs
-            if x1 > w:
-                x1 = w
+    # a rows x cnt block has (rows * cnt + 1) // 2 samples: 2**(2sh - 1) in a whole block, so
+    # its mean is a shift by sf, not a runtime divide; a block cut by the frame's edge divides
+    bs = 1 << sh
+    sf = 2 * sh - 1
+    if sf < 0:
+        sf = 0
+    k = 0
+    y0 = 0
+    while y0 < h:
+        rows = bs
+        if y0 + rows > h:
+            rows = h - y0
+        x0 = 0
+        while x0 < w:
+            cnt = bs
+            if x0 + cnt > w:
+                cnt = w - x0
+            row = y0 * w + x0
+            rend = row + rows * w
             s = 0
-            lo = img[y0 * w + x0]
+            lo = img[row]
             hi = lo
-            n = 0
-            y = y0
             ph = 0
-            while y < y1:
-                i = y * w + x0 + ph
-                e = y * w + x1
-                n += (e - i + 1) >> 1
+            while row < rend:
+                i = row + ph
+                e = row + cnt
                 while i < e:
                     v = img[i]
                     s += v
@@ -56,72 +69,87 @@ def block_stats(img_buf, w: int, h: int, bs: int, bw: int, bh: int, mind: int, a
                     elif v > hi:
                         hi = v
                     i += 2
-                ph = 1 - ph
-                y += 1
+                ph ^= 1
+                row += w
             if hi - lo > mind:
-                a = s // n
+                if rows == bs and cnt == bs:
+                    a = s >> sf
+                else:
+                    a = s // ((rows * cnt + 1) >> 1)
             else:
-                a = lo // 2
-                if by > 0 and bx > 0:
-                    k = by * bw + bx
-                    nb = (avg[k - bw] + 2 * avg[k - 1] + avg[k - bw - 1]) // 4
+                a = lo >> 1
+                if y0 > 0 and x0 > 0:
+                    nb = (avg[k - bw] + 2 * avg[k - 1] + avg[k - bw - 1]) >> 2
                     if lo < nb:
                         a = nb
-            avg[by * bw + bx] = a
-            bx += 1
-        by += 1
+            avg[k] = a
+            k += 1
+            x0 += bs
+        y0 += bs
     return bw * bh
 
 
-def block_smooth(avg_buf, bw: int, bh: int, r: int, bias: int, thr_buf, col_buf) -> int:
+def block_smooth(x: int, s: int, avg_buf, bw: int, bh: int, r: int, bias: int, thr_buf, col_buf) -> int:
     """thr[k] = mean of the (2r+1)^2 block means around block k (the window is moved inside
     the grid at the edges; the caller keeps 2r+1 <= bw, bh) minus bias, clamped to 0..255.
-    Separable: per row of blocks, column sums of the window into col (bw uint16), then a
-    running sum along the row (bw * (2r+2) additions instead of bw * (2r+1)^2)."""
+    x and s are scratch (pass 0: see "Registers" above).
+    Separable: column sums of the window's rows of blocks in col (bw uint16), updated by one row
+    in and one row out when the window moves down, and a running sum along each row.  The mean
+    is (s * m) >> 21 with m = 2**21 // nn + 1, which equals s // nn for every sum of nn bytes
+    while nn <= 121: the caller keeps r <= 5 (a divide would be a runtime call per block)."""
     avg = ptr8(avg_buf)
     thr = ptr8(thr_buf)
     col = ptr16(col_buf)
     d = 2 * r + 1
     nn = d * d
+    m = (1 << 21) // nn + 1
+    # the window's centre row cy = clamp(by, r, bh - 1 - r): column sums of rows 0 .. 2r first
+    x = 0
+    while x < bw:
+        s = 0
+        k = x
+        e = x + d * bw
+        while k < e:
+            s += avg[k]
+            k += bw
+        col[x] = s
+        x += 1
+    cy = r
+    top = bh - 1 - r
+    row = 0
     by = 0
     while by < bh:
-        cy = by
-        if cy > bh - 1 - r:
-            cy = bh - 1 - r
-        if cy < r:
-            cy = r
-        x = 0
-        while x < bw:
-            s = 0
-            yy = cy - r
-            while yy <= cy + r:
-                s += avg[yy * bw + x]
-                yy += 1
-            col[x] = s
-            x += 1
+        if by > cy and cy < top:  # the window moves down one row of blocks
+            a = (cy + r + 1) * bw
+            b = (cy - r) * bw
+            x = 0
+            while x < bw:
+                col[x] += avg[a + x] - avg[b + x]
+                x += 1
+            cy += 1
         # window [cx - r, cx + r] with cx = clamp(bx, r, bw - 1 - r)
         s = 0
         x = 0
         while x < d:
             s += col[x]
             x += 1
-        row = by * bw
-        bx = 0
-        while bx < bw:
-            if bx > r and bx < bw - r:  # the window moves with bx (cx == bx)
-                s += col[bx + r] - col[bx - r - 1]
-            t = s // nn - bias
+        x = 0
+        while x < bw:
+            if x > r and x < bw - r:  # the window moves with x (cx == x)
+                s += col[x + r] - col[x - r - 1]
+            t = ((s * m) >> 21) - bias
             if t < 0:
                 t = 0
             if t > 255:
                 t = 255
-            thr[row + bx] = t
-            bx += 1
+            thr[row + x] = t
+            x += 1
+        row += bw
         by += 1
     return bw * bh
 
 
-def find_rows(img_buf, thr_buf, tk: int, w: int, y0: int, y1: int, step: int, tol: int, out_buf, maxn: int) -> int:
+def find_rows(i: int, ie: int, img_buf, thr_buf, tk: int, w: int, y0: int, y1: int, step: int, tol: int, out_buf, maxn: int) -> int:
     """Scan every `step`-th row from y0 up to (not incl.) y1 of the thresholded image (a pixel
     is dark when grey <= its block's threshold, see `tk`) for dark-light-dark-light-dark runs in
     the ratio 1:1:3:1:1 (each run within tol percent of its ideal length).  Writes (2*centre x,
@@ -130,7 +158,9 @@ def find_rows(img_buf, thr_buf, tk: int, w: int, y0: int, y1: int, step: int, to
     `tk` describes the threshold map thr (one byte per block, row-major): block size 1 << (tk &
     7), blocks per row tk >> 4, and bit 3 set for light-on-dark codes (dark = grey above the
     threshold).  Every kernel that reads the binary image takes (img, thr, tk): the binary
-    image is never written out."""
+    image is never written out.  i and ie are scratch (pass 0: see "Registers" above).  A run is
+    followed in pixel indices, block by block, with the block's threshold and end carried
+    forward (not recomputed from x at every block and every run)."""
     img = ptr8(img_buf)
     thr = ptr8(thr_buf)
     out = ptr16(out_buf)
@@ -138,12 +168,17 @@ def find_rows(img_buf, thr_buf, tk: int, w: int, y0: int, y1: int, step: int, to
     inv = (tk >> 3) & 1
     one = 1 - inv
     bw = tk >> 4
-    m = (1 << sh) - 1
+    bsz = 1 << sh
     n = 0
     y = y0
     while y < y1:
         row = y * w
-        brow = (y >> sh) * bw
+        rend = row + w
+        tb = (y >> sh) * bw
+        t = thr[tb]
+        ie = row + bsz
+        if ie > rend:
+            ie = rend
         r0 = 0
         r1 = 0
         r2 = 0
@@ -151,19 +186,13 @@ def find_rows(img_buf, thr_buf, tk: int, w: int, y0: int, y1: int, step: int, to
         r4 = 0
         runs = 0
         col = inv
-        if img[row] <= thr[brow]:
+        if img[row] <= t:
             col = one
-        x = 0
         i = row
-        start = 0
-        while x < w:
-            # extend the run of colour col from x, one threshold block at a time
-            while x < w:
-                xe = (x | m) + 1
-                if xe > w:
-                    xe = w
-                t = thr[brow + (x >> sh)]
-                ie = row + xe
+        start = row
+        while i < rend:
+            # extend the run of colour col from i, one threshold block at a time
+            while 1:
                 if col == one:  # a run of pixels at or below the threshold
                     while i < ie:
                         if img[i] > t:
@@ -174,41 +203,45 @@ def find_rows(img_buf, thr_buf, tk: int, w: int, y0: int, y1: int, step: int, to
                         if img[i] <= t:
                             break
                         i += 1
-                x = i - row
-                if i < ie:
+                if i < ie or ie == rend:
                     break
-            # the run [start, x) of colour col has ended (at a colour change or the row's end)
+                tb += 1
+                t = thr[tb]
+                ie += bsz
+                if ie > rend:
+                    ie = rend
+            # the run [start, i) of colour col has ended (at a colour change or the row's end)
             r0 = r1
             r1 = r2
             r2 = r3
             r3 = r4
-            r4 = x - start
+            r4 = i - start
             runs += 1
             if col == 1 and runs >= 5:
-                t = r0 + r1 + r2 + r3 + r4
-                if t >= 7:
-                    lim = t * tol
+                s = r0 + r1 + r2 + r3 + r4
+                if s >= 7:
+                    lim = s * tol
                     # the centre run first: it rejects most dark runs of a code's data
                     ok = 0
-                    e = 7 * r2 - 3 * t
+                    e = 7 * r2 - 3 * s
                     if e < 0:
                         e = -e
                     if e * 100 < 3 * lim:
                         # then the largest error of the four one-module runs
-                        e = 7 * r0 - t
+                        e = 7 * r0 - s
                         if e < 0:
                             e = -e
-                        f = 7 * r1 - t
+                        f = 7 * r1 - s
                         if f < 0:
                             f = -f
                         if f > e:
                             e = f
-                        f = 7 * r3 - t
+                        f = 7 * r3 - s
                         if f < 0:
                             f = -f
                         if f > e:
                             e = f
-                        f = 7 * r4 - t
+                        f = 7 * r4 - s
                         if f < 0:
                             f = -f
                         if f > e:
@@ -216,12 +249,12 @@ def find_rows(img_buf, thr_buf, tk: int, w: int, y0: int, y1: int, step: int, to
                         if e * 100 < lim:
                             ok = 1
                     if ok == 1 and n < maxn:
-                        out[3 * n] = 2 * x - 2 * r4 - 2 * r3 - r2
+                        out[3 * n] = 2 * (i - row) - 2 * r4 - 2 * r3 - r2
                         out[3 * n + 1] = y
-                        out[3 * n + 2] = t
+                        out[3 * n + 2] = s
                         n += 1
             col = 1 - col
-            start = x
+            start = i
         y += step
     return n
 
@@ -424,7 +457,7 @@ def confirm_hits(img_buf, thr_buf, tk: int, w: int, h: int, hits_buf, n: int, ce
     return nc
 
 
-def sample_grid(img_buf, thr_buf, tk: int, w: int, h: int, coef_buf, size: int, spread: int, grid_buf) -> int:
+def sample_grid(x: int, y: int, img_buf, thr_buf, tk: int, w: int, h: int, coef_buf, size: int, spread: int, grid_buf) -> int:
     """Sample the module grid through a fixed-point homography.
 
     coef (11 int32, from fit) maps the module centre (u, v) = (2c+1, 2r+1), in half-module
@@ -433,7 +466,8 @@ def sample_grid(img_buf, thr_buf, tk: int, w: int, h: int, coef_buf, size: int, 
     > 0 each module is the majority of 5 pixels (centre and +-spread in x and y).  Writes 0/1 per
     module (binary image as in find_rows); returns how many sample points fell outside the
     image.  spread + 16: only row 8 and column 8 (where the format information sits), with the
-    values the whole grid would get there; the rest of grid is left as it was."""
+    values the whole grid would get there; the rest of grid is left as it was.
+    x and y are scratch (pass 0: see "Registers" above): the pixel x, y of the loop."""
     img = ptr8(img_buf)
     thr = ptr8(thr_buf)
     coef = ptr32(coef_buf)
@@ -444,6 +478,11 @@ def sample_grid(img_buf, thr_buf, tk: int, w: int, h: int, coef_buf, size: int, 
     bw = tk >> 4
     probe = spread >> 4
     spread = spread & 15
+    sx = 2 * coef[0]
+    sy = 2 * coef[3]
+    sd = 2 * coef[6]
+    w1 = w - 1
+    h1 = h - 1
     outside = 0
     r = 0
     while r < size:
@@ -451,22 +490,22 @@ def sample_grid(img_buf, thr_buf, tk: int, w: int, h: int, coef_buf, size: int, 
         nx = coef[0] + coef[1] * v + coef[2]
         ny = coef[3] + coef[4] * v + coef[5]
         dd = coef[6] + coef[7] * v + coef[8]
-        c = 0
-        ce = size
+        g = r * size
+        n = size
         if probe != 0 and r != 8:  # column 8 alone: the module at u = 17
-            c = 8
-            ce = 9
-            nx += 16 * coef[0]
-            ny += 16 * coef[3]
-            dd += 16 * coef[6]
-        while c < ce:
-            x = -1
-            y = -1
-            if dd > 0:
-                x = (coef[9] + nx // dd) >> 4
-                y = (coef[10] + ny // dd) >> 4
+            g += 8
+            n = 1
+            nx += 8 * sx
+            ny += 8 * sy
+            dd += 8 * sd
+        while n:
             bit = 0
-            if x < 0 or y < 0 or x >= w or y >= h:
+            x = -1
+            y = 0  # (dd <= 0: outside)
+            if dd > 0:
+                x = (nx // dd + coef[9]) >> 4
+                y = (ny // dd + coef[10]) >> 4
+            if (x | y | (w1 - x) | (h1 - y)) < 0:  # not (0 <= x < w and 0 <= y < h)
                 outside += 1
             else:
                 bit = inv
@@ -476,38 +515,51 @@ def sample_grid(img_buf, thr_buf, tk: int, w: int, h: int, coef_buf, size: int, 
                     votes = 2 * bit
                     dx = spread
                     dy = 0
-                    k = 0
-                    while k < 4:
+                    k = 4
+                    while k:
                         xx = x + dx
                         yy = y + dy
-                        if 0 <= xx and xx < w and 0 <= yy and yy < h:
+                        if (xx | yy | (w1 - xx) | (h1 - yy)) >= 0:
                             votes += inv
                             if img[yy * w + xx] <= thr[(yy >> sh) * bw + (xx >> sh)]:
                                 votes += one - inv
                         t = dx  # the next of the four neighbours: a quarter turn
                         dx = -dy
                         dy = t
-                        k += 1
+                        k -= 1
                     bit = 0
                     if votes >= 3:
                         bit = 1
-            grid[r * size + c] = bit
-            nx += 2 * coef[0]
-            ny += 2 * coef[3]
-            dd += 2 * coef[6]
-            c += 1
+            grid[g] = bit
+            nx += sx
+            ny += sy
+            dd += sd
+            g += 1
+            n -= 1
         r += 1
     return outside
 
 
-def grid_contrast(img_buf, w: int, h: int, coef_buf, size: int, thr_buf, bs: int, bw: int, half: int) -> int:
+def grid_contrast(x: int, y: int, img_buf, w: int, h: int, coef_buf, size: int, thr_buf, bs: int, bw: int, half: int) -> int:
     """Sum over the module centres of |grey - local threshold|: largest when the centres sit
     in the middle of their modules, so it scores a fit where no fixed pattern can.  With
-    half = 1 only a checkerboard half of the modules (row + column even) is summed."""
+    half = 1 only a checkerboard half of the modules (row + column even) is summed (half is 0
+    or 1).  bs, the block size of thr, is a power of two (as the binarizer's are): the block of
+    a pixel is a shift, not a divide (a runtime call in viper).
+    x and y are scratch (pass 0: see "Registers" above): the pixel x, y of the loop.  Per module
+    the two projective divides are the only runtime calls."""
     img = ptr8(img_buf)
     coef = ptr32(coef_buf)
     thr = ptr8(thr_buf)
+    sh = 0  # bs == 1 << sh
+    while (1 << sh) < bs:
+        sh += 1
     st = 2 + 2 * half  # u steps per module visited
+    sx = st * coef[0]
+    sy = st * coef[3]
+    sd = st * coef[6]
+    ox = coef[9]
+    oy = coef[10]
     total = 0
     r = 0
     while r < size:
@@ -517,24 +569,25 @@ def grid_contrast(img_buf, w: int, h: int, coef_buf, size: int, thr_buf, bs: int
         nx = coef[0] * u + coef[1] * v + coef[2]
         ny = coef[3] * u + coef[4] * v + coef[5]
         dd = coef[6] * u + coef[7] * v + coef[8]
-        while c < size:
+        n = (size - c + half) >> half  # modules c, c + 1 + half, ... below size (a countdown)
+        while n:
             if dd > 0:
-                x = (coef[9] + nx // dd) >> 4
-                y = (coef[10] + ny // dd) >> 4
-                if 0 <= x and x < w and 0 <= y and y < h:
-                    e = img[y * w + x] - thr[(y // bs) * bw + x // bs]
+                x = (nx // dd + ox) >> 4
+                y = (ny // dd + oy) >> 4
+                if (x | y) >= 0 and x < w and y < h:  # (x | y) >= 0: neither is negative
+                    e = img[y * w + x] - thr[(y >> sh) * bw + (x >> sh)]
                     if e < 0:
                         e = -e
                     total += e
-            nx += st * coef[0]
-            ny += st * coef[3]
-            dd += st * coef[6]
-            c += 1 + half
+            nx += sx
+            ny += sy
+            dd += sd
+            n -= 1
         r += 1
     return total
 
 
-def fit(img_buf, thr_buf, tk: int, w: int, h: int, pts_buf, coef_buf, tmpl_buf, st_buf) -> int:
+def fit(x: int, ti: int, img_buf, thr_buf, tk: int, w: int, h: int, pts_buf, coef_buf, tmpl_buf, st_buf) -> int:
     """The perspective fit of a size x size code in one call: the homography of four anchors,
     the template score at them, or the hill-climb of the anchors that maximises it.
 
@@ -563,7 +616,9 @@ def fit(img_buf, thr_buf, tk: int, w: int, h: int, pts_buf, coef_buf, tmpl_buf, 
     (rescored, one step, after another anchor moved); the far corner by the whole template;
     and the final score is the whole template's (one more step, even past the budget).  The
     climb's control flow is a state machine around a single evaluation (ph: what to do with
-    the score s), so the homography and the score exist once in the machine code."""
+    the score s), so the homography and the score exist once in the machine code.
+    x and ti are scratch (pass 0: see "Registers" above): the template loop's pixel x and its
+    index into tmpl."""
     img = ptr8(img_buf)
     thr = ptr8(thr_buf)
     p = ptr32(pts_buf)
@@ -597,13 +652,8 @@ def fit(img_buf, thr_buf, tk: int, w: int, h: int, pts_buf, coef_buf, tmpl_buf, 
     cur = 0
     again = 0
     d = 0
-    s = 0
     ev = 0
     ph = 0  # 0 round start
-    dt = 0
-    g = 0
-    k = 0
-    e = 0
     if mode < 0:
         ev = 1
     elif mode == 0:
@@ -702,20 +752,26 @@ def fit(img_buf, thr_buf, tk: int, w: int, h: int, pts_buf, coef_buf, tmpl_buf, 
                     i = nt + 64 * a
                     ie = i + 64
                 s = 0
-                while i < ie:
-                    v = 2 * tmpl[3 * i] + 1
-                    u = 2 * tmpl[3 * i + 1] + 1
-                    dd = g * u + k * v + e
+                ti = 3 * i
+                cnt = ie - i
+                if cnt < 0:
+                    cnt = 0
+                e7 = e + 7 * (g + k)  # in u - 7, v - 7: c2, c5 and e fold in (the same sums)
+                while cnt:
+                    v = 2 * tmpl[ti] - 6
+                    u = 2 * tmpl[ti + 1] - 6
+                    dd = g * u + k * v + e7
                     if dd > 0:
-                        x = (x0 + (c0 * u + c1 * v + c2) // dd) >> 4
-                        y = (y0 + (c3 * u + c4 * v + c5) // dd) >> 4
-                        if 0 <= x and x < w and 0 <= y and y < h:
+                        x = ((c0 * u + c1 * v) // dd + x0) >> 4
+                        y = ((c3 * u + c4 * v) // dd + y0) >> 4
+                        if (x | y) >= 0 and x < w and y < h:  # (x | y) >= 0: neither is negative
                             b = inv
                             if img[y * w + x] <= thr[(y >> sh) * bw + (x >> sh)]:
                                 b = one
-                            if b == tmpl[3 * i + 2]:
+                            if b == tmpl[ti + 2]:
                                 s += 1
-                    i += 1
+                    ti += 3
+                    cnt -= 1
             elif mode < 0:
                 return 0
         if ph == 4:  # a move

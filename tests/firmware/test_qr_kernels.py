@@ -2,7 +2,7 @@
 # reference implementations on pseudo-random inputs.
 from array import array
 
-from scanbridge_fw.qr import kernels
+from scanbridge_fw.qr import binarize, kernels
 
 
 def _rand(seed):
@@ -62,10 +62,17 @@ def _ref_thresholds(img, w, h, bs, r, bias, mind):
     return thr
 
 
+def _log2(n):
+    k = 0
+    while (1 << k) < n:
+        k += 1
+    return k
+
+
 def test_threshold_matches_reference():
     rnd = _rand(7)
     for w, h, bs, r, bias in ((37, 29, 8, 2, 0), (40, 24, 4, 3, 5), (33, 41, 16, 1, 12), (97, 61, 4, 3, 7),
-                              (64, 48, 8, 0, 0)):
+                              (64, 48, 8, 0, 0), (97, 61, 4, 5, 3)):  # r = 5: the largest window
         img = bytearray(w * h)
         for i in range(w * h):
             # smooth gradient + blobs + noise, with flat areas so the low-contrast rule runs
@@ -75,9 +82,22 @@ def test_threshold_matches_reference():
         r = min(r, (min(bw, bh) - 1) // 2)  # the window fits the grid (Binarizer.run does this)
         avg = bytearray(bw * bh)
         thr = bytearray(bw * bh)
-        kernels.block_stats(img, w, h, bs, bw, bh, 24, avg)
-        kernels.block_smooth(avg, bw, bh, r, bias, thr, array("H", bytes(2 * bw)))
+        kernels.block_stats(0, 0, img, w, h, _log2(bs), bw, bh, 24, avg)
+        kernels.block_smooth(0, 0, avg, bw, bh, r, bias, thr, array("H", bytes(2 * bw)))
         assert list(thr) == _ref_thresholds(img, w, h, bs, r, bias, 24)
+
+
+def test_smooth_mean_by_reciprocal_is_exact():
+    # block_smooth's (s * m) >> 21 for s // nn, over every sum of nn bytes, where it is used
+    for r in range(6):
+        nn = (2 * r + 1) ** 2
+        m = (1 << 21) // nn + 1
+        assert all((s * m) >> 21 == s // nn for s in range(255 * nn + 1)), r
+        assert 255 * nn * m < 1 << 30  # a small int on every port
+    nn = 13 * 13
+    m = (1 << 21) // nn + 1
+    assert any((s * m) >> 21 != s // nn for s in range(255 * nn + 1))  # why r <= 5
+    assert max(r for _bs, r, _bias in binarize.STRATEGIES) <= 5
 
 
 def _runs(row):
@@ -135,13 +155,13 @@ def test_find_rows_matches_reference():
     for inv, sh in ((0, 3), (1, 2), (0, 4)):  # the grey image thresholds to b (light-on-dark too)
         img, thr, tk = _encode(b, w, h, rnd, inv, sh)
         out = array("H", [0] * 3 * 200)
-        n = kernels.find_rows(img, thr, tk, w, 0, h, 1, 55, out, 200)
+        n = kernels.find_rows(0, 0, img, thr, tk, w, 0, h, 1, 55, out, 200)
         got = [(out[3 * i], out[3 * i + 1], out[3 * i + 2]) for i in range(n)]
         assert got == ref
     # every other row, a band in the middle, and the cap on hits
-    n = kernels.find_rows(img, thr, tk, w, 3, 10, 2, 55, out, 200)
+    n = kernels.find_rows(0, 0, img, thr, tk, w, 3, 10, 2, 55, out, 200)
     assert [(out[3 * i], out[3 * i + 1], out[3 * i + 2]) for i in range(n)] == [r for r in ref if r[1] in (3, 5, 7, 9)]
-    assert kernels.find_rows(img, thr, tk, w, 0, h, 1, 55, out, 2) == 2
+    assert kernels.find_rows(0, 0, img, thr, tk, w, 0, h, 1, 55, out, 2) == 2
 
 
 def _ref_runs(b, w, h, x, y, dx, dy, maxc):
@@ -284,7 +304,7 @@ def test_confirm_hits_merges_centres_as_the_reference():
         b, _ = _finder_image(rnd, w, h, 1 + rnd(4))
         img, thr, tk = _encode(b, w, h, rnd, trial % 2, 2 + trial % 3)
         hits = array("H", [0] * 3 * 200)
-        n = kernels.find_rows(img, thr, tk, w, 0, h, 1, 55, hits, 180)
+        n = kernels.find_rows(0, 0, img, thr, tk, w, 0, h, 1, 55, hits, 180)
         for _ in range(10):  # and some hits anywhere
             hits[3 * n], hits[3 * n + 1], hits[3 * n + 2] = rnd(2 * w), rnd(h), 5 + rnd(20)
             n += 1
@@ -336,7 +356,7 @@ def _fit_params(size, mode, parts, budget, n, best=0, steps=()):
 def _quad(pts, size, coef):
     """kernels.fit in mode -1: the homography alone."""
     t = array("H", [0])
-    return kernels.fit(t, t, 0, 0, 0, pts, coef, t, _fit_params(size, -1, 0, -1, 0))
+    return kernels.fit(0, 0, t, t, 0, 0, 0, pts, coef, t, _fit_params(size, -1, 0, -1, 0))
 
 
 def _ref_score(b, w, h, coef, tmpl, lo, hi):
@@ -363,7 +383,7 @@ def test_sampling_kernels_match_reference():
     for spread, inv in ((0, 0), (1, 0), (0, 1), (1, 1)):
         bimg, bthr, tk = _encode(b, w, h, rnd, inv, 3)
         grid = bytearray(size * size)
-        outside = kernels.sample_grid(bimg, bthr, tk, w, h, coef, size, spread, grid)
+        outside = kernels.sample_grid(0, 0, bimg, bthr, tk, w, h, coef, size, spread, grid)
         n_out = 0
         for r in range(size):
             for c in range(size):
@@ -381,7 +401,7 @@ def test_sampling_kernels_match_reference():
         assert outside == n_out
         # + 16: the format modules alone (row 8, column 8), the same values, the rest untouched
         probe = bytearray(7 for _ in range(size * size))
-        kernels.sample_grid(bimg, bthr, tk, w, h, coef, size, spread + 16, probe)
+        kernels.sample_grid(0, 0, bimg, bthr, tk, w, h, coef, size, spread + 16, probe)
         for r in range(size):
             for c in range(size):
                 assert probe[r * size + c] == (grid[r * size + c] if r == 8 or c == 8 else 7)
@@ -394,11 +414,11 @@ def test_sampling_kernels_match_reference():
     pts = array("i", [54 + 16 * 5, 42 + 16 * 5, 54 + 16 * 33, 42 + 16 * 3, 54 + 16 * 6, 42 + 16 * 29,
                       54 + 16 * 35, 42 + 16 * 31])
     st = _fit_params(size, 0, 0, 7, 30)
-    got = kernels.fit(bimg, bthr, tk, w, h, pts, coef, tmpl, st)
+    got = kernels.fit(0, 0, bimg, bthr, tk, w, h, pts, coef, tmpl, st)
     assert st[3] == 6  # one step
     assert got == _ref_score(b, w, h, coef, tmpl, 0, 30) > 0
     st[3] = 0  # no step left: no score, nothing spent
-    assert kernels.fit(bimg, bthr, tk, w, h, pts, coef, tmpl, st) == -1 and st[3] == 0
+    assert kernels.fit(0, 0, bimg, bthr, tk, w, h, pts, coef, tmpl, st) == -1 and st[3] == 0
     bs, bw = 8, (w + 7) // 8
     thr = bytearray(rnd(256) for _ in range(bw * ((h + 7) // 8)))
     for half in (0, 1):  # every module, or a checkerboard half of them
@@ -408,7 +428,7 @@ def test_sampling_kernels_match_reference():
                 x, y = _project(coef, 2 * c + 1, 2 * r + 1)
                 if 0 <= x < w and 0 <= y < h:
                     total += abs(img[y * w + x] - thr[(y // bs) * bw + x // bs])
-        assert kernels.grid_contrast(img, w, h, coef, size, thr, bs, bw, half) == total
+        assert kernels.grid_contrast(0, 0, img, w, h, coef, size, thr, bs, bw, half) == total
 
 
 # The float 8x8 homography solve (what the decoder used before kernels.fit's homography): the
@@ -586,7 +606,7 @@ def test_fit_climb_matches_reference():
         ref, ref_budget = _ref_climb(b, w, h, ref_pts, size, tmpl, n, parts, budget, best, steps)
         pts = array("i", start)
         st = _fit_params(size, len(steps), parts, budget, n, best, steps)
-        got = kernels.fit(img, thr, tk, w, h, pts, coef, tmpl, st)
+        got = kernels.fit(0, 0, img, thr, tk, w, h, pts, coef, tmpl, st)
         assert (got, st[3], list(pts)) == (ref, ref_budget, list(ref_pts)), trial
         if budget < 0:
             assert got == n  # an unlimited climb from a module off finds the drawn patterns
