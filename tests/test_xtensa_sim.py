@@ -161,8 +161,8 @@ def test_block_stats_writes_every_block(runner):
     """A frame region with flat and busy blocks; the output starts from garbage."""
     frame = bytes((x * 7 + y * 13) % 256 if (x // 16 + y // 16) % 2 else 100 for y in range(64) for x in range(96))
     py_avg, sim_avg = bytearray(b"\x55" * 96), bytearray(b"\xaa" * 96)
-    args = (96, 64, 8, 12, 8, 24)
-    assert runner.run("block_stats", frame, *args, sim_avg)[0] == kernels.block_stats(frame, *args, py_avg) == 96
+    args = (96, 64, 3, 12, 8, 24)  # 8 px blocks
+    assert runner.run("block_stats", 0, 0, frame, *args, sim_avg)[0] == kernels.block_stats(0, 0, frame, *args, py_avg) == 96
     assert sim_avg == py_avg
 
 
@@ -181,7 +181,7 @@ def test_calibration_loop_matches_python():
 def test_run_returns_result_instructions_and_cycles():
     frame = decode_mpy.clean_frame()
     avg = bytearray(40 * 30)
-    result, insns, (lo, hi) = xs.run("block_stats", frame, 320, 240, 8, 40, 30, 24, avg)
+    result, insns, (lo, hi) = xs.run("block_stats", 0, 0, frame, 320, 240, 3, 40, 30, 24, avg)
     assert result == 1200 and 0 < insns < lo <= hi
 
 
@@ -207,3 +207,25 @@ def test_cycle_events_of_a_known_loop(tmp_path):
     assert per_pixel["insns"] == int(per_pixel["insns"]) > 10
     assert per_pixel["taken"] >= 1 and per_pixel["load_use"] >= 1
     assert lo1 <= hi1 and lo2 <= hi2 and (lo2 - lo1) % 100 == 0
+
+
+def test_stream_recording_stops_at_the_read(runner):
+    """record_stream shows each scene until its payload is read (the clean code: at once) or
+    `repeat` frames pass (a blank frame), one call list per frame; frames_cost prices them."""
+    clean = decode_mpy.clean_frame()
+    frames = xs.record_stream([clean, bytes(320 * 240)], [b"https://pay.example/t/Ddn4vYH", b"-"], 3)
+    assert len(frames) == 1 + 3
+    assert "read_codewords" in {name for name, _a, _r in frames[0]}
+    assert all(name not in ("fit", "read_codewords") for calls in frames[1:] for name, _a, _r in calls)
+    read, blank = xs.frames_cost(runner, frames[:1]), xs.frames_cost(runner, frames[1:])
+    assert read["frames"] == 1 and blank["frames"] == 3
+    assert 0 < blank["insns"] < read["insns"]
+    assert 0 < blank["ms"][0] < blank["ms"][1] < read["ms"][0]
+    assert blank["psram_ms"][0] > 0  # the frame is read, and it is large: its lines count as PSRAM
+
+
+def test_first_pass_is_the_8px_pass():
+    """record_scan records the pass decode_mpy's replay measures (pass 0: 8 px blocks)."""
+    calls = xs.record_scan(bytes(320 * 240))
+    name, args, _r = calls[0]
+    assert name == "block_stats" and args[5] == 3  # sh: 8 px blocks

@@ -173,13 +173,14 @@ def replay_split(kernels, decoder, frames, w, h, tries):
     return {"scan_ms": scan_t / n, "kernel_ms": rep_t / n, "rest_ms": (scan_t - rep_t) / n, "calls_ms": null_t / n}
 
 
-# Do-nothing functions of each arity a kernel has (up to 11 arguments): a call with a fixed
+# Do-nothing functions of each arity a kernel has (up to 12 arguments): a call with a fixed
 # argument list builds no tuple, as a kernel call does not (a `*args` function did, and the
 # allocations and collections it caused were most of the "cost of the calls" measured with it).
 _NULLS = (lambda: 0, lambda a: 0, lambda a, b: 0, lambda a, b, c: 0, lambda a, b, c, d: 0,
           lambda a, b, c, d, e: 0, lambda a, b, c, d, e, f: 0, lambda a, b, c, d, e, f, g: 0,
           lambda a, b, c, d, e, f, g, h: 0, lambda a, b, c, d, e, f, g, h, i: 0,
-          lambda a, b, c, d, e, f, g, h, i, j: 0, lambda a, b, c, d, e, f, g, h, i, j, k: 0)
+          lambda a, b, c, d, e, f, g, h, i, j: 0, lambda a, b, c, d, e, f, g, h, i, j, k: 0,
+          lambda a, b, c, d, e, f, g, h, i, j, k, m: 0)
 
 
 def _null_replay(calls):
@@ -486,6 +487,39 @@ def estimate_table(vips):
     return "\n".join(lines)
 
 
+def sim_table(vips, clean, scenes, expected, nfull, repeat, every):
+    """The ESP32 estimate with the kernels simulated (xtensa_sim: the xtensawin machine code
+    executed on the same frames' kernel calls, recorded in CPython) instead of scaled from x64;
+    the bytecode outside the kernels scaled as in esp32_estimate, from the run that estimated
+    that row fastest.  The stream is sampled: every `every`-th frame of it."""
+    from scanbridge_tools.bench import xtensa_sim as xs
+    runner = xs.Runner()
+    stream = xs.record_stream(scenes, expected, repeat)
+    groups = [("replay blank", [xs.record_scan(bytes(W * H))]), ("replay clean", [xs.record_scan(clean)]),
+              ("replay scenes", [xs.record_scan(f) for f in scenes[:nfull]]), ("stream", stream[::every])]
+    rows, runs = best_estimate(vips)
+    rest = {row[0]: (row[2], vips[k]) for row, k in zip(rows, runs)}
+    lines = ["ESP32 estimate, kernels simulated: xtensawin machine code run in xtensa_sim (cycle model low..high, "
+             "PSRAM misses apart) + rest x (5.0 ms / bytecode loop) x %d..%d (bytecode)" % BYTECODE_FACTOR,
+             "%-22s %7s %12s %12s %14s %16s %14s" % ("frame (scan)", "frames", "kernels ms", "PSRAM ms", "rest ESP32 ms",
+                                                     "ESP32 ms/frame", "ESP32 fps")]
+    for name, frames in groups:
+        if not frames or name not in rest:
+            continue
+        c = xs.frames_cost(runner, frames)
+        r, vip = rest[name]
+        kb = FIELD_BYTECODE_MS / vip["calibration_ms"]
+        blo, bhi = r * kb * BYTECODE_FACTOR[0], r * kb * BYTECODE_FACTOR[1]
+        lo = c["ms"][0] + c["psram_ms"][0] + blo
+        hi = c["ms"][1] + c["psram_ms"][1] + bhi
+        lines.append("%-22s %7d %5.1f..%-5.1f %5.1f..%-5.1f %6.0f..%-6.0f %7.0f..%-7.0f %6.1f..%-6.1f" % (
+            name, c["frames"], c["ms"][0], c["ms"][1], c["psram_ms"][0], c["psram_ms"][1], blo, bhi, lo, hi,
+            1000 / hi, 1000 / lo))
+    if stream:
+        lines.append("stream: %d frames, every %d-th simulated" % (len(stream), every))
+    return "\n".join(lines)
+
+
 def summary(out, detail=False):
     lines = ["calibration: threshold loop over 76,800 pixels %.1f ms (best of before/after: %s; 5.0 ms on the "
              "x64 build of the field notes)" % (out["calibration_ms"], "/".join("%.1f" % c for c in out["calibration_all"]))]
@@ -533,6 +567,9 @@ def main(argv=None):
     ap.add_argument("--runs", type=int, default=1,
                     help="--unix: measure the viper build this many times; each row of the ESP32 estimate "
                          "comes from its fastest run (on a shared VM, noise only adds time)")
+    ap.add_argument("--sim", type=int, default=0, metavar="K",
+                    help="--unix: also the estimate with the kernels simulated as xtensawin machine code "
+                         "(xtensa_sim), the stream sampled every K-th frame")
     ap.add_argument("--memory", action="store_true",
                     help="MicroPython only: decoder buffers and bytes allocated per decode (GC off)")
     a = ap.parse_args(argv)
@@ -562,6 +599,8 @@ def main(argv=None):
         print("--- bytecode\n" + summary(byte, a.detail) + "\n--- viper (run 1)\n" + summary(vip, a.detail))
         print(compare(byte, vip))
         print(estimate_table(vips))
+        if a.sim:
+            print(sim_table(vips, clean, scenes, expected, a.full, a.repeat, a.sim))
         return
     out = (run_cpython if a.cpython else run_mpy)(clean, scenes, expected, a.repeat, a.full)
     print(json.dumps(out) if a.json else summary(out, a.detail))

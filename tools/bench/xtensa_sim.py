@@ -1123,30 +1123,69 @@ def _copy(a):
     return a[:] if isinstance(a, (bytearray, array)) else a
 
 
-def record_scan(frame, w=320, h=240):
-    """[(kernel name, arguments copied at call time, result)] of Decoder(w, h).scan(frame)
-    (fresh decoder: the first pass), recorded by wrapping the functions of the kernels module."""
-    from scanbridge_fw.qr import decoder, kernels
-    calls = []
-    saved = {}
-    for name in load_module(KERNELS_PY):
-        fn = getattr(kernels, name, None)
-        if fn is None or name.startswith("_"):
-            continue
-        saved[name] = fn
+class _Recorder:
+    """While active, every call of a function of `scanbridge_fw.qr.kernels` is appended to
+    `calls` as (kernel name, arguments copied at call time, result)."""
 
-        def rec(*a, _fn=fn, _name=name):
-            args = tuple(_copy(x) for x in a)
-            result = _fn(*a)
-            calls.append((_name, args, result))
-            return result
-        setattr(kernels, name, rec)
-    try:
-        decoder.Decoder(w, h).scan(frame)
-    finally:
-        for name, fn in saved.items():
+    def __init__(self):
+        self.calls = []
+        self._saved = {}
+
+    def __enter__(self):
+        from scanbridge_fw.qr import kernels
+        for name in load_module(KERNELS_PY):
+            fn = getattr(kernels, name, None)
+            if fn is None or name.startswith("_"):
+                continue
+            self._saved[name] = fn
+
+            def rec(*a, _fn=fn, _name=name):
+                args = tuple(_copy(x) for x in a)
+                result = _fn(*a)
+                self.calls.append((_name, args, result))
+                return result
+            setattr(kernels, name, rec)
+        return self
+
+    def __exit__(self, *exc):
+        from scanbridge_fw.qr import kernels
+        for name, fn in self._saved.items():
             setattr(kernels, name, fn)
-    return calls
+        return False
+
+
+def first_pass(dec):
+    """Put a Decoder's stream state where decode_mpy's replay puts it: the next scan runs pass
+    0 (8 px blocks, dark on light), the pass a scanner runs on every other frame."""
+    dec._good, dec._alt, dec._rot = -1, False, 0
+
+
+def record_scan(frame, w=320, h=240):
+    """[(kernel name, arguments copied at call time, result)] of one Decoder(w, h).scan(frame),
+    first pass (see first_pass), recorded by wrapping the functions of the kernels module."""
+    from scanbridge_fw.qr import decoder
+    dec = decoder.Decoder(w, h)
+    first_pass(dec)
+    with _Recorder() as rec:
+        dec.scan(frame)
+    return rec.calls
+
+
+def record_stream(scenes, expected, repeat, w=320, h=240):
+    """The kernel calls of decode_mpy's stream, one list per frame: one decoder, its state
+    carried from frame to frame; each scene shown up to `repeat` times, until its expected
+    payload is read."""
+    from scanbridge_fw.qr import decoder
+    dec = decoder.Decoder(w, h)
+    frames = []
+    for frame, want in zip(scenes, expected):
+        for _ in range(repeat):
+            with _Recorder() as rec:
+                found = dec.scan(frame)
+            frames.append(rec.calls)
+            if want in found:
+                break
+    return frames
 
 
 def replay(runner, calls):
@@ -1161,6 +1200,24 @@ def replay(runner, calls):
         entry[0] += 1
         entry[1].merge(c)
     return per
+
+
+def frames_cost(runner, frames):
+    """Mean simulated ESP32 cost per frame of recorded kernel calls (one list per frame; every
+    result checked against the recorded one): {"frames", "insns", "ms": (low, high), "psram_ms":
+    (low, high)} at MHZ, PSRAM frame-cache misses apart (PSRAM_LINE_CYCLES per line)."""
+    insns = lo = hi = lines = 0
+    for calls in frames:
+        for _name, (_n, c) in replay(runner, calls).items():
+            clo, chi, _ev = cycles(c, runner.insn_at)
+            insns += sum(c.executed.values())
+            lo += clo
+            hi += chi
+            lines += c.frame_lines()
+    n = max(1, len(frames))
+    ms = MHZ * 1000.0 * n
+    return {"frames": len(frames), "insns": insns / n, "ms": (lo / ms, hi / ms),
+            "psram_ms": (lines * PSRAM_LINE_CYCLES[0] / ms, lines * PSRAM_LINE_CYCLES[1] / ms)}
 
 
 def calibration_source():
