@@ -653,6 +653,9 @@ def fit(x: int, ti: int, img_buf, thr_buf, tk: int, w: int, h: int, pts_buf, coe
     again = 0
     d = 0
     ev = 0
+    dt = 0  # the homography's determinants: bound before the first evaluation (pyright)
+    g = 0
+    k = 0
     ph = 0  # 0 round start
     if mode < 0:
         ev = 1
