@@ -52,3 +52,27 @@ def test_estimate_of_several_runs_takes_each_row_from_its_fastest_run():
     rows, runs = decode_mpy.best_estimate([slow, mixed])
     assert runs == [1, 0]
     assert "run 2" in decode_mpy.estimate_table([slow, mixed])
+
+
+def test_sim_table_adds_simulated_kernels_to_the_bytecode_term():
+    """--sim: each row is the simulated kernels (+PSRAM) plus the rest scaled by the bytecode
+    factor of the run that estimated that row; more bytecode time gives a slower row."""
+    def vip(rest):
+        split = {"kernel_ms": 0.1, "rest_ms": rest, "scan_ms": 0.1 + rest, "calls_ms": 0.0}
+        return {"viper_calibration_ms": decode_mpy.FIELD_VIPER_MS, "calibration_ms": decode_mpy.FIELD_BYTECODE_MS,
+                "replay": {"blank": dict(split), "clean": dict(split)}}
+    clean = decode_mpy.clean_frame()
+
+    def rows(rest):
+        text = decode_mpy.sim_table([vip(rest)], clean, [], [], 0, 1, 1)
+        return {line.split()[1]: line for line in text.splitlines() if line.startswith("replay ")}
+    fast, slow = rows(0.0), rows(0.1)
+    assert set(fast) == {"blank", "clean"}
+    for name in fast:
+        f = [float(x) for x in fast[name].split()[-1].split("..")]
+        s = [float(x) for x in slow[name].split()[-1].split("..")]
+        assert 0 < f[0] < f[1] and 0 < s[0] < s[1]
+        # 0.1 ms of rest at the field notes' loop = 17..26 ms more per frame on the ESP32
+        assert s[1] < f[1] and 1000 / s[0] - 1000 / f[0] == pytest.approx(26, abs=1.5)
+    # the clean code costs the kernels more than a blank frame
+    assert float(fast["clean"].split()[-1].split("..")[1]) < float(fast["blank"].split()[-1].split("..")[1])
