@@ -23,7 +23,8 @@ def _elapsed_us(t0):
 
 KERNELS = ("block_stats", "block_smooth", "find_rows", "confirm_hits",
            "sample_grid", "fit", "grid_contrast", "find_alignment",
-           "function_template", "read_codewords", "rs_locate", "nearest_word")
+           "function_template", "read_codewords", "rs_locate", "nearest_word",
+           "grid_word", "deinterleave")
 
 
 class _Timed:

@@ -30,7 +30,8 @@ def read(grid, size, version, mask, out):
 
 
 def correct(raw, version, level, block, data):
-    """De-interleave `raw` into blocks, correct each, and write the data codewords into `data`.
+    """De-interleave `raw` into blocks (the kernel deinterleave), correct each, and write the
+    data codewords into `data`.
 
     `block` is scratch of at least 153 bytes.  Returns (data bytes, corrected errors) or
     (-1, 0) when any block is beyond repair."""
@@ -46,27 +47,11 @@ def correct(raw, version, level, block, data):
     short_len = total // nb
     n_short = nb - total % nb
     short_data = short_len - necc
-    ecc_base = short_data * nb + (nb - n_short)
     ndata_total = 0
     fixed = 0
     for b in range(nb):
-        # data codewords: column b of the interleave, long blocks (the last nb - n_short) one
-        # more from the extra column; then the ECC codewords, column b after ecc_base
-        idx = b
-        for k in range(short_data):
-            block[k] = raw[idx]
-            idx += nb
-        k = short_data
-        if b >= n_short:
-            block[k] = raw[short_data * nb + b - n_short]
-            k += 1
-        dlen = k
-        idx = ecc_base + b
-        for _ in range(necc):
-            block[k] = raw[idx]
-            idx += nb
-            k += 1
-        r = rs.correct(block, k, necc)
+        dlen = kernels.deinterleave(0, 0, raw, block, b, nb, short_data, n_short, necc)
+        r = rs.correct(block, dlen + necc, necc)
         if r < 0:
             return -1, 0
         fixed += r

@@ -29,43 +29,11 @@ def nearest(word, max_dist=3):
     return best, bestd
 
 
-_IDX = array("H", (0 for _ in range(30)))  # grid indices of both copies' bits, for _idx_size
-_idx_size = [0]
-
-
-def _indices(size):
-    """The grid index of bit i of copy 1 (_IDX[i]) and of copy 2 (_IDX[15 + i]) for this size,
-    computed when the size changes."""
-    if _idx_size[0] != size:
-        for i in range(15):
-            # copy 1 wraps around the top-left finder
-            if i < 6:
-                _IDX[i] = i * size + 8
-            elif i < 8:
-                _IDX[i] = (i + 1) * size + 8
-            elif i == 8:
-                _IDX[i] = 8 * size + 7
-            else:
-                _IDX[i] = 8 * size + 14 - i
-            # copy 2 is split between the top-right and bottom-left finders
-            if i < 8:
-                _IDX[15 + i] = 8 * size + size - 1 - i
-            else:
-                _IDX[15 + i] = (size - 15 + i) * size + 8
-        _idx_size[0] = size
-    return _IDX
-
-
 def read_words(grid, size):
     """The two raw 15-bit copies (bit i at the standard's position i) from a module grid
-    (bytearray, row-major, 1 = dark)."""
-    idx = _indices(size)
-    a = 0
-    b = 0
-    for i in range(14, -1, -1):
-        a = (a << 1) | grid[idx[i]]
-        b = (b << 1) | grid[idx[15 + i]]
-    return a, b
+    (bytearray, row-major, 1 = dark): copy 1 wraps around the top-left finder, copy 2 is split
+    between the top-right and bottom-left finders (the kernel grid_word)."""
+    return kernels.grid_word(0, 0, grid, size, 0), kernels.grid_word(0, 0, grid, size, 1)
 
 
 def decode(grid, size):

@@ -1210,3 +1210,73 @@ def nearest_word(word: int, words_buf, n: int, out_buf) -> int:
         i += 1
     out[0] = bestd
     return best
+
+
+def grid_word(i: int, p: int, grid_buf, size: int, kind: int) -> int:
+    """The raw bits of a format or version copy from a size x size module grid (1 = dark), bit
+    i at the standard's position i: kind 0 the format copy around the top-left finder, 1 the
+    format copy split between the top-right and bottom-left finders (15 bits each), 2 the
+    version copy beside the top-right finder (bit i at row i // 3, column size - 11 + i % 3),
+    3 its transpose beside the bottom-left finder (18 bits each).
+    i and p are scratch (pass 0: see "Registers" above): the bit and its grid index."""
+    g = ptr8(grid_buf)
+    n = 15
+    if kind >= 2:
+        n = 18
+    word = 0
+    q = 5  # version copies: row (kind 2) or column (kind 3) of bit i, i // 3 ...
+    m = 2  # ... and i % 3, counted down with i
+    i = n - 1
+    while i >= 0:
+        if kind == 0:
+            if i < 6:
+                p = i * size + 8
+            elif i < 8:
+                p = (i + 1) * size + 8
+            elif i == 8:
+                p = 8 * size + 7
+            else:
+                p = 8 * size + 14 - i
+        elif kind == 1:
+            if i < 8:
+                p = 8 * size + size - 1 - i
+            else:
+                p = (size - 15 + i) * size + 8
+        else:
+            if kind == 2:
+                p = q * size + size - 11 + m
+            else:
+                p = (size - 11 + m) * size + q
+            m -= 1
+            if m < 0:
+                m = 2
+                q -= 1
+        word = (word << 1) | g[p]
+        i -= 1
+    return word
+
+
+def deinterleave(k: int, idx: int, raw_buf, block_buf, b: int, nb: int, short_data: int, n_short: int, necc: int) -> int:
+    """Block b of the nb interleaved blocks of the codewords raw (in reading order) into block:
+    its data codewords (short_data, one more for a long block: b >= n_short, the last
+    nb - n_short), then its necc ECC codewords; returns the number of data codewords.
+    k and idx are scratch (pass 0: see "Registers" above)."""
+    raw = ptr8(raw_buf)
+    blk = ptr8(block_buf)
+    k = 0
+    idx = b
+    while k < short_data:  # column b of the data part
+        blk[k] = raw[idx]
+        idx += nb
+        k += 1
+    if b >= n_short:  # a long block's last data codeword: the extra column
+        blk[k] = raw[short_data * nb + b - n_short]
+        k += 1
+    dlen = k
+    idx = short_data * nb + nb - n_short + b  # column b of the ECC part
+    e = k + necc
+    while k < e:
+        blk[k] = raw[idx]
+        idx += nb
+        k += 1
+    return dlen

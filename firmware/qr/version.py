@@ -1,7 +1,7 @@
 # Version information: the 18-bit BCH(18,6) word present in versions 7 and up, twice (beside the
 # top-right and the bottom-left finder). Nearest valid word within distance 3 wins.
 
-from scanbridge_fw.qr import bch
+from scanbridge_fw.qr import bch, kernels
 
 _GEN = 0x1F25  # x^12 + x^11 + x^10 + x^9 + x^8 + x^5 + x^2 + 1
 
@@ -30,12 +30,6 @@ def from_dimension(size):
 
 
 def read_words(grid, size):
-    """Both raw copies: bit i sits at column size-11+i%3, row i//3 (top right) and transposed."""
-    a = 0
-    b = 0
-    for i in range(18):
-        p = size - 11 + i % 3
-        q = i // 3
-        a |= grid[q * size + p] << i
-        b |= grid[p * size + q] << i
-    return a, b
+    """Both raw copies: bit i sits at column size-11+i%3, row i//3 (top right) and transposed
+    (bottom left); the kernel grid_word reads them."""
+    return kernels.grid_word(0, 0, grid, size, 2), kernels.grid_word(0, 0, grid, size, 3)

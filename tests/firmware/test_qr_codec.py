@@ -87,9 +87,18 @@ def _format_grid(size, a, b):
     """A module grid holding the two 15-bit format copies a and b (as read_words reads them)."""
     grid = bytearray(size * size)
     for i in range(15):
-        grid[formatinfo._indices(size)[i]] = (a >> i) & 1
-        grid[formatinfo._indices(size)[15 + i]] = (b >> i) & 1
+        grid[_format_index(size, 1, i)] = (a >> i) & 1
+        grid[_format_index(size, 2, i)] = (b >> i) & 1
     return grid
+
+
+def _format_index(size, copy, i):
+    """Grid index of bit i of a format copy (ISO/IEC 18004 figure 25), row-major."""
+    if copy == 1:  # around the top-left finder: up column 8, then along row 8 to the left
+        row, col = ((i, 8) if i < 6 else (i + 1, 8) if i < 8 else (8, 7) if i == 8 else (8, 14 - i))
+    else:  # bits 0-7 along row 8 from the right edge, 8-14 down column 8 near the bottom
+        row, col = (8, size - 1 - i) if i < 8 else (size - 15 + i, 8)
+    return row * size + col
 
 
 def test_format_decode_takes_the_better_copy_and_refuses_disagreeing_far_ones():
@@ -118,6 +127,32 @@ def test_version_word_nearest_within_three_bits():
         assert versioninfo.nearest(word ^ 0b100000010001) == v
     assert versioninfo.from_dimension(45) == 7
     assert versioninfo.from_dimension(46) == -1
+
+
+def test_version_words_are_read_from_their_standard_places():
+    # ISO/IEC 18004 figure 27: bit i of the top-right copy at row i // 3, column size - 11 + i % 3;
+    # the bottom-left copy is its transpose.  Two different words, so a swap would show.
+    for v in (7, 15, 40):
+        size = 17 + 4 * v
+        a = versioninfo.encode(v)
+        b = versioninfo.encode(47 - v) ^ 0b101
+        grid = bytearray(size * size)
+        for i in range(18):
+            row, col = i // 3, size - 11 + i % 3
+            grid[row * size + col] = (a >> i) & 1
+            grid[col * size + row] = (b >> i) & 1
+        assert versioninfo.read_words(grid, size) == (a, b)
+        assert versioninfo.nearest(a) == v
+
+
+def test_format_words_are_read_from_their_standard_places():
+    for size in (21, 25, 57, 177):
+        a = formatinfo.encode(9)
+        b = formatinfo.encode(22) ^ 0b100000001
+        grid = _format_grid(size, a, b)
+        assert formatinfo.read_words(grid, size) == (a, b)
+        grid[_format_index(size, 2, 14)] ^= 1  # the last bit of copy 2 is its own module
+        assert formatinfo.read_words(grid, size) == (a, b ^ (1 << 14))
 
 
 def _bits(fields):
