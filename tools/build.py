@@ -78,6 +78,11 @@ def sha256_file(path: Path) -> str:
 # Per-pixel kernels: written in viper-compatible style, plain Python on the host and in the
 # WebAssembly MicroPython, native viper code on the device (docs/decoder.md).
 VIPER_MODULES = ("qr/kernels.py",)
+# Inline-assembler modules (@micropython.asm_xtensa): hand-written machine code of the hottest
+# kernels for the ESP32 (firmware/qr/kernels_xtensa.py).  Built for the Xtensa architectures
+# only: elsewhere the module is left out and the viper or Python kernel runs.
+ASM_MODULES = ("qr/kernels_xtensa.py",)
+XTENSA_ARCHES = ("xtensa", "xtensawin")
 # Architectures whose machine word is 64 bits: there a viper ptr32 load is zero-extended, so a
 # negative int32 (the homography's coefficients) would read as a large positive number.  Their
 # builds (the host's viper test and bench build, never a device) sign-extend every ptr32 load;
@@ -139,6 +144,10 @@ def build(out: Path, board: str | None = None, fw_dir: Path = FIRMWARE, arch: st
     total = len(srcs) + len(ENTRY_POINTS)
     for i, src in enumerate(srcs):
         rel = src.relative_to(fw_dir).with_suffix(".mpy")
+        if str(rel.with_suffix(".py")) in ASM_MODULES and arch not in XTENSA_ARCHES:
+            if progress:
+                progress(i + 1, total, str(rel) + " (Xtensa only: left out)")
+            continue
         dst = out / APP_DIR / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         # -s sets the name tracebacks show: the source path as it is in the repo

@@ -5,7 +5,7 @@ import time
 
 from scanbridge_fw import qr
 
-from . import decoder, kernels
+from . import binarize, decoder, kernels
 
 def _clock_us():
     f = getattr(time, "ticks_us", None)  # MicroPython
@@ -25,6 +25,7 @@ KERNELS = ("block_stats", "block_smooth", "find_rows", "confirm_hits",
            "sample_grid", "fit", "grid_contrast", "find_alignment",
            "function_template", "read_codewords", "rs_locate", "nearest_word",
            "grid_word", "deinterleave")
+_XT = "block_stats (xtensa)"  # binarize.block_stats_xtensa's tally
 
 
 class _Timed:
@@ -78,12 +79,20 @@ def _wrap(per_kernel):
             tally[name] = [0, 0]
             saved[name] = getattr(kernels, name)
             setattr(kernels, name, _Timed(saved[name], tally, name))
+        xt = binarize.block_stats_xtensa  # the ESP32's hand-written block_stats, when in use
+        if xt is not None:
+            tally[_XT] = [0, 0]
+            binarize.block_stats_xtensa = _Timed(xt, tally, _XT)
+            saved[_XT] = xt
     return tally, saved
 
 
 def _unwrap(saved):
     for name in saved:
-        setattr(kernels, name, saved[name])
+        if name == _XT:
+            binarize.block_stats_xtensa = saved[name]
+        else:
+            setattr(kernels, name, saved[name])
 
 
 def _split(tally, total_us, n):

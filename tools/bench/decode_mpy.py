@@ -496,7 +496,8 @@ def sim_table(vips, clean, scenes, expected, nfull, repeat, every):
     the bytecode outside the kernels scaled as in esp32_estimate, from the run that estimated
     that row fastest.  The stream is sampled: every `every`-th frame of it."""
     from scanbridge_tools.bench import xtensa_sim as xs
-    runner = xs.Runner()
+    # as on a device: block_stats as its hand-written Xtensa version (firmware/qr/kernels_xtensa.py)
+    runner = xs.Runner(asm_source=xs.ASM_PY)
     stream = xs.record_stream(scenes, expected, repeat)
     groups = [("replay blank", [xs.record_scan(bytes(W * H))]), ("replay clean", [xs.record_scan(clean)]),
               ("replay scenes", [xs.record_scan(f) for f in scenes[:nfull]]), ("stream", stream[::every])]

