@@ -119,7 +119,7 @@ def info(app, args):
             "device": board.unique_id(), "reset_cause": _ask(board, "reset_cause", None),
             "boot_count": _boot_count(), "uptime_ms": ticks_diff(ticks_ms(), app._started),
             "link": app.config.get("link"), "proto": wire.PROTOCOL_VERSION,
-            "camera": camera_state(app), "kernels": _kernels()}
+            "camera": camera_state(app), "kernels": _kernels(), "accel": _accel()}
 
 
 def _kernels():
@@ -128,6 +128,15 @@ def _kernels():
         from scanbridge_fw import qr
         return qr.KERNELS[:120]
     except Exception as e:  # the decoder does not even import: say that instead
+        return "unavailable: %s" % _err_text(e)
+
+
+def _accel():
+    """Which hand-written Xtensa kernels the decoder uses (qr/accel.py), or "off: why"."""
+    try:
+        from scanbridge_fw.qr import accel
+        return accel.STATUS[:120]
+    except Exception as e:
         return "unavailable: %s" % _err_text(e)
 
 

@@ -49,6 +49,7 @@ def test_healthy_scanner_has_no_findings():
     (_with(selftest={"decoder": {"ok": False, "detail": "got []"}}), "decoder_fault"),
     (_with(info__kernels="bytecode: the viper kernels did not load (memory allocation failed, allocating "
                          "20086 bytes for native code)"), "slow_decoder"),
+    (_with(info__accel="block_stats (failed their check: find_rows)"), "accel_refused"),
     (_with(link__crc_errors=4), "link_noise"),
     (_with(health__heap={"free": 9000}), "low_heap"),
     (_with(health__wifi_rssi=-84), "weak_wifi"),
@@ -68,6 +69,11 @@ def test_specific_camera_rows_win_over_the_generic_one():
 
 def test_busy_device_retransmits_are_not_called_noise():
     assert "link_noise" not in _ids(_with(link__sent=20, link__retransmits=6))
+
+
+def test_hand_written_kernels_in_use_or_absent_are_no_finding():
+    assert "accel_refused" not in _ids(_with(info__accel="block_stats find_rows"))
+    assert "accel_refused" not in _ids(_with(info__accel="off: no module named 'scanbridge_fw.qr.kernels_xtensa'"))
 
 
 def test_table_ids_are_unique():

@@ -5,7 +5,7 @@ import time
 
 from scanbridge_fw import qr
 
-from . import binarize, decoder, kernels
+from . import accel, decoder, kernels
 
 def _clock_us():
     f = getattr(time, "ticks_us", None)  # MicroPython
@@ -25,7 +25,8 @@ KERNELS = ("block_stats", "block_smooth", "find_rows", "confirm_hits",
            "sample_grid", "fit", "grid_contrast", "find_alignment",
            "function_template", "read_codewords", "rs_locate", "nearest_word",
            "grid_word", "deinterleave")
-_XT = "block_stats (xtensa)"  # binarize.block_stats_xtensa's tally
+ACCEL = ("block_stats", "find_rows")  # accel: the hand-written versions a device may use
+_XT = " (xtensa)"  # their tallies: "block_stats (xtensa)", ...
 
 
 class _Timed:
@@ -79,18 +80,19 @@ def _wrap(per_kernel):
             tally[name] = [0, 0]
             saved[name] = getattr(kernels, name)
             setattr(kernels, name, _Timed(saved[name], tally, name))
-        xt = binarize.block_stats_xtensa  # the ESP32's hand-written block_stats, when in use
-        if xt is not None:
-            tally[_XT] = [0, 0]
-            binarize.block_stats_xtensa = _Timed(xt, tally, _XT)
-            saved[_XT] = xt
+        for name in ACCEL:  # the ESP32's hand-written kernels, those in use
+            fn = getattr(accel, name)
+            if fn is not None:
+                tally[name + _XT] = [0, 0]
+                saved[name + _XT] = fn
+                setattr(accel, name, _Timed(fn, tally, name + _XT))
     return tally, saved
 
 
 def _unwrap(saved):
     for name in saved:
-        if name == _XT:
-            binarize.block_stats_xtensa = saved[name]
+        if name.endswith(_XT):
+            setattr(accel, name[:-len(_XT)], saved[name])
         else:
             setattr(kernels, name, saved[name])
 

@@ -7,55 +7,11 @@
 # binary image, and light-on-dark is a flag).
 from array import array
 
-from . import kernels
+from . import accel, kernels
 
 # (block size in pixels, a power of two; window radius in blocks; bias subtracted from the threshold)
 STRATEGIES = ((8, 2, 0), (4, 3, 0), (16, 1, 0), (8, 2, 12))
 _MIN_RANGE = 24  # a block whose grey spread is at most this is "flat"
-
-
-def _checked_xtensa(fn, reference):
-    """`fn` (kernels_xtensa.block_stats: img, avg, params) if it gives what `reference`
-    (kernels.block_stats) gives on a test frame, at every block size and with edge blocks,
-    else None.  A wrong answer from hand-written machine code would binarise every frame
-    wrongly, so it is not used on trust; the test costs about a millisecond, once."""
-    w, h = 37, 29  # edge blocks at every block size
-    img = bytearray(w * h)
-    x = 12345
-    for i in range(w * h):  # grey ramps, flat stretches and noise (an LCG: no imports)
-        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
-        img[i] = (x >> 16) & 255 if (i // 97) & 1 else (i * 7 // w) & 255
-    p = array("i", (0 for _ in range(12)))
-    for sh in (0, 2, 3, 4):
-        bs = 1 << sh
-        bw = (w + bs - 1) // bs
-        bh = (h + bs - 1) // bs
-        want = bytearray(bw * bh)
-        got = bytearray(bw * bh)
-        reference(0, 0, img, w, h, sh, bw, bh, _MIN_RANGE, want)
-        p[0] = w
-        p[1] = h
-        p[2] = sh
-        p[3] = bw
-        p[4] = _MIN_RANGE
-        fn(img, got, p)
-        if got != want:
-            return None
-    return fn
-
-
-# The ESP32's hand-written block_stats (kernels_xtensa: only a device build has it; ~4x
-# fewer cycles than the viper kernel), once it has passed _checked_xtensa; None elsewhere, or
-# when it did not load (no executable RAM left) or failed the check: then kernels.block_stats.
-# XTENSA says which, for diag.
-try:
-    from . import kernels_xtensa  # type: ignore
-
-    block_stats_xtensa = _checked_xtensa(kernels_xtensa.block_stats, kernels.block_stats)
-    XTENSA = "block_stats" if block_stats_xtensa is not None else "off: block_stats failed its check"
-except (ImportError, SyntaxError, MemoryError, ValueError) as e:  # no module, no inline asm, no IRAM
-    block_stats_xtensa = None
-    XTENSA = "off: %s" % (e,)
 
 
 class Binarizer:
@@ -71,7 +27,7 @@ class Binarizer:
         self.bs = 8
         self.bw = 1
         self.tk = 0  # the binary image for the kernels: see kernels.find_rows
-        self._p = array("i", (0 for _ in range(12)))  # kernels_xtensa.block_stats' parameters
+        self._p = array("i", (0 for _ in range(accel.BLOCK_STATS_PARAMS)))  # ... its parameters
 
     def run(self, gray, strategy):
         bs, radius, bias = strategy
@@ -87,7 +43,7 @@ class Binarizer:
         while (1 << sh) < bs:
             sh += 1
         self.tk = (bw << 4) | sh
-        xt = block_stats_xtensa
+        xt = accel.block_stats  # the ESP32's hand-written version, when in use
         if xt is not None:
             p = self._p
             p[0] = w

@@ -3,7 +3,7 @@
 # the confirmed centres, and grouping of three centres into a plausible code corner triple.
 from array import array
 
-from . import kernels
+from . import accel, kernels
 
 MAX_ROW_HITS = 400  # per band of rows
 BAND = 16
@@ -36,6 +36,7 @@ class FinderScanner:
         self._st[2] = CROSS_TOL
         # confirmed centres: 2 x, 2 y, width x 1000, row hits
         self._cent = array("i", (0 for _ in range(4 * MAX_CENTRES)))
+        self._p = array("i", (0 for _ in range(accel.FIND_ROWS_PARAMS)))  # accel.find_rows' parameters
 
     def find(self, img, thr, tk, w, h):
         """The LIMIT confirmed finder centres with the most row hits, most first (binary
@@ -46,8 +47,21 @@ class FinderScanner:
         st[0] = 0
         # bands of rows, so that a busy top of the frame cannot use up the hit buffer; each
         # band's hits cross-checked and merged into the centres by one kernel call
+        xt = accel.find_rows  # the ESP32's hand-written version, when in use
+        p = self._p
+        p[0] = tk
+        p[1] = w
+        p[4] = self.step
+        p[5] = ROW_TOL
+        p[6] = MAX_ROW_HITS
         for y0 in range(0, h, BAND):
-            n = kernels.find_rows(0, 0, img, thr, tk, w, y0, min(h, y0 + BAND), self.step, ROW_TOL, hits, MAX_ROW_HITS)
+            y1 = min(h, y0 + BAND)
+            if xt is not None:
+                p[2] = y0
+                p[3] = y1
+                n = xt(img, thr, hits, p)
+            else:
+                n = kernels.find_rows(0, 0, img, thr, tk, w, y0, y1, self.step, ROW_TOL, hits, MAX_ROW_HITS)
             if n:
                 kernels.confirm_hits(img, thr, tk, w, h, hits, n, cent, st)
         # most row hits first, the first found first among equals (the index in the key:

@@ -1250,9 +1250,15 @@ def _block_stats_asm_args(a):
     return (img, avg, array("i", [w, h, sh, bw, mind] + [0] * 7))
 
 
+def _find_rows_asm_args(a):
+    """kernels.find_rows' arguments as kernels_xtensa.find_rows takes them (finders.py)."""
+    _i, _ie, img, thr, tk, w, y0, y1, step, tol, out, maxn = a
+    return (img, thr, out, array("i", [tk, w, y0, y1, step, tol, maxn] + [0] * 17))
+
+
 # kernel: (its arguments as the inline-assembler version takes them, index of the output
 # buffer in the kernel's arguments, in the assembler version's)
-ASM_EQUIVALENTS = {"block_stats": (_block_stats_asm_args, 9, 1)}
+ASM_EQUIVALENTS = {"block_stats": (_block_stats_asm_args, 9, 1), "find_rows": (_find_rows_asm_args, 10, 2)}
 
 
 def _run_asm_equivalent(runner, name, args):
@@ -1261,11 +1267,11 @@ def _run_asm_equivalent(runner, name, args):
     from scanbridge_fw.qr import kernels
     convert, out_k, out_a = ASM_EQUIVALENTS[name]
     asm_args = convert([_copy(a) for a in args])
-    _res, c = runner.run_asm(name, *asm_args)
+    res, c = runner.run_asm(name, *asm_args)
     ref = [_copy(a) for a in args]
-    getattr(kernels, name)(*ref)
-    if bytes(asm_args[out_a]) != bytes(ref[out_k]):
-        raise SimError("%s: the inline-assembler version wrote other values than the Python kernel" % name)
+    want = getattr(kernels, name)(*ref)
+    if bytes(asm_args[out_a]) != bytes(ref[out_k]) or (name == "find_rows" and res != want):
+        raise SimError("%s: the inline-assembler version gave other values than the Python kernel" % name)
     return c
 
 

@@ -172,6 +172,13 @@ def _bytecode_kernels(f):
     return None
 
 
+def _accel_refused(f):
+    a = (f.get("info") or {}).get("accel")
+    if isinstance(a, str) and "failed their check" in a:
+        return a
+    return None
+
+
 def _link_noise(f):
     """CRC errors and damaged frames mean a bad line; retransmits alone mostly mean a busy device,
     so they count only when more than half of the frames needed one."""
@@ -264,6 +271,9 @@ KNOWN = [
      "less executable RAM (IRAM) than the ~22 KB of viper kernels need. Flash an image with fewer IRAM "
      "functions or with the kernels frozen in, or use an ESP32-S3 board; reboot first (IRAM fragments "
      "after many soft resets). See docs/decoder.md, Viper."),
+    ("accel_refused", "A hand-written Xtensa kernel gave wrong answers on this chip and is not used", _accel_refused,
+     "The scanner reads with the viper kernels instead (slower). Report `scanbridge diag --json`: the machine "
+     "code was checked only in a simulator (docs/xtensa-sim.md), and this chip disagrees with it."),
     ("link_noise", "Serial link errors (CRC errors / retransmits)", _link_noise,
      "Use a short USB data cable, another USB port, no unpowered hub; check both ends use 115200 baud."),
     ("low_heap", "Low or fragmented memory", _low_heap,
