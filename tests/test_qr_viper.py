@@ -25,10 +25,11 @@ def test_kernels_compile_as_viper_for_xtensawin(tmp_path):
     # the budget for native code: 20 KB until the fit kernel (the template climb in one call
     # instead of two calls per step) took 1.9 KB more; 22.5 KB at stop 12; 23 KB since the
     # kernels were shaped for the xtensawin emitter (+0.2 KB for ~40 % fewer cycles in the
-    # fixed per-frame kernels: docs/xtensa-sim.md); 24 KB at stop 14: grid_word (0.7 KB) and
+    # fixed per-frame kernels: docs/xtensa-sim.md); 25.5 KB at stop 14: grid_word (0.7 KB) and
     # deinterleave (0.5 KB) took the format/version bit reads and the block de-interleave, a
-    # fifth of the Python a stream frame runs, out of the bytecode; docs/decoder.md, "Viper"
-    assert len(data) < 24 * 1024, len(data)
+    # fifth of the Python a stream frame runs, out of the bytecode, and rs_forney (1.3 KB)
+    # Forney's error values, the largest Python cost of a frame that reads; docs/decoder.md, "Viper"
+    assert len(data) < 25.5 * 1024, len(data)
 
 
 def test_viper_compile_really_checks_types(tmp_path):

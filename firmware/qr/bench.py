@@ -24,7 +24,7 @@ def _elapsed_us(t0):
 KERNELS = ("block_stats", "block_smooth", "find_rows", "confirm_hits",
            "sample_grid", "fit", "grid_contrast", "find_alignment",
            "function_template", "read_codewords", "rs_locate", "nearest_word",
-           "grid_word", "deinterleave")
+           "grid_word", "deinterleave", "rs_forney")
 ACCEL = ("block_stats", "find_rows")  # accel: the hand-written versions a device may use
 _XT = " (xtensa)"  # their tallies: "block_stats (xtensa)", ...
 

@@ -67,9 +67,13 @@ class FinderScanner:
         # most row hits first, the first found first among equals (the index in the key:
         # MicroPython's sort is not stable); only the LIMIT strongest become Centre objects,
         # the only ones triples() looks at
-        order = sorted(range(st[0]), key=lambda i: i - MAX_CENTRES * cent[4 * i + 3])
+        # (keys i - MAX_CENTRES * hits are distinct and give i back as key % MAX_CENTRES: a
+        # sort of ints, no key function called per centre)
+        order = [i - MAX_CENTRES * cent[4 * i + 3] for i in range(st[0])]
+        order.sort()
         centres = []
-        for i in order[:LIMIT]:
+        for key in order[:LIMIT]:
+            i = key % MAX_CENTRES
             c = Centre(cent[4 * i] / 2, cent[4 * i + 1] / 2, cent[4 * i + 2] / 7000)
             c.count = cent[4 * i + 3]
             centres.append(c)
@@ -89,12 +93,16 @@ def triples(centres, keep, limit=LIMIT):
         return out
     top = cs[0].count if n else 1
     for i in range(n):
+        a = cs[i]
         for j in range(i + 1, n):
+            b = cs[j]
+            ab = a.count if a.count < b.count else b.count
             for k in range(j + 1, n):
-                t = _score(cs[i], cs[j], cs[k])
+                c = cs[k]
+                t = _score(a, b, c)
                 if t is not None:
                     # real finders are crossed by many rows: prefer triples seen often
-                    weak = 1 - min(cs[i].count, cs[j].count, cs[k].count) / top
+                    weak = 1 - (ab if ab < c.count else c.count) / top
                     s = t[0] + 0.6 * weak
                     m = len(out)
                     if m == keep and s >= out[-1][0]:
@@ -108,8 +116,15 @@ def triples(centres, keep, limit=LIMIT):
 
 
 def _score(a, b, c):
-    lo = min(a.ms, b.ms, c.ms)
-    hi = max(a.ms, b.ms, c.ms)
+    ams = a.ms
+    bms = b.ms
+    cms = c.ms
+    lo = ams if ams < bms else bms
+    hi = bms if ams < bms else ams
+    if cms < lo:
+        lo = cms
+    elif cms > hi:
+        hi = cms
     if hi > 2.2 * lo:
         return None
     # squared side lengths (inline: this runs for up to 220 triples a frame)
@@ -148,7 +163,7 @@ def _score(a, b, c):
     cosang = (v1x * v2x + v1y * v2y) / ((l1 * l2) ** 0.5)
     if abs(cosang) > 0.5:
         return None
-    ms = (a.ms + b.ms + c.ms) / 3
+    ms = (ams + bms + cms) / 3
     modules = (l1 ** 0.5 + l2 ** 0.5) / 2 / ms
     if modules < 10 or modules > 180:
         return None

@@ -1190,6 +1190,73 @@ def rs_locate(block_buf, n: int, necc: int, gf_buf, work_buf) -> int:
     return found
 
 
+def rs_forney(acc: int, i: int, block_buf, n: int, necc: int, nerr: int, gf_buf, work_buf) -> int:
+    """The error values of the nerr errors rs_locate found (Forney's formula, first root a^0),
+    XORed into block[0:n]: work as rs_locate left it (syndromes at 0, the locator at 32, the
+    error positions at 96); work[64..] then holds Omega = S(x) sig(x) mod x^necc and work[0..]
+    the values.  Returns nerr, or -1 (block unchanged) when sig' vanishes at an error.
+    acc and i are scratch (pass 0: see "Registers" above)."""
+    block = ptr8(block_buf)
+    gf = ptr8(gf_buf)
+    wk = ptr8(work_buf)
+    i = 0
+    while i < necc:  # Omega
+        acc = 0
+        j = i
+        if j > nerr:
+            j = nerr
+        while j >= 0:
+            a = wk[32 + j]
+            b = wk[i - j]
+            if a != 0 and b != 0:
+                acc = acc ^ gf[gf[512 + a] + gf[512 + b]]
+            j -= 1
+        wk[64 + i] = acc
+        i += 1
+    f = 0
+    while f < nerr:
+        p = n - 1 - wk[96 + f]
+        lxi = 255 - p  # log of X^-1 (p < 255: 1..255; 255 and 0 name the same element)
+        if lxi == 255:
+            lxi = 0
+        acc = 0  # Omega(X^-1), Horner
+        i = necc - 1
+        while i >= 0:
+            if acc != 0:
+                acc = gf[gf[512 + acc] + lxi]
+            acc = acc ^ wk[64 + i]
+            i -= 1
+        den = 0  # sig'(X^-1): the odd-power coefficients (characteristic 2)
+        e = 0  # log X^-(i - 1), kept below 255
+        i = 1
+        while i <= nerr:
+            a = wk[32 + i]
+            if a != 0:
+                den = den ^ gf[gf[512 + a] + e]
+            e += lxi
+            if e >= 255:
+                e -= 255
+            e += lxi
+            if e >= 255:
+                e -= 255
+            i += 2
+        if den == 0:
+            return -1
+        if acc != 0:
+            e = gf[512 + acc] + 255 - gf[512 + den] + p
+            while e >= 255:
+                e -= 255
+            acc = gf[e]
+        wk[f] = acc
+        f += 1
+    f = 0
+    while f < nerr:
+        i = wk[96 + f]
+        block[i] = block[i] ^ wk[f]
+        f += 1
+    return nerr
+
+
 def nearest_word(word: int, words_buf, n: int, out_buf) -> int:
     """Index of the entry of words (n int32) with the fewest bits different from `word` (first
     on a tie); out[0] = that distance."""

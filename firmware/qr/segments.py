@@ -20,11 +20,14 @@ class _Bits:
         data = self.data
         pos = self.pos
         i = pos >> 3
-        end = len(data)
-        win = 0
-        for k in range(3):  # a 24-bit window holds any 16 bits starting within its first byte
-            win = (win << 8) | (data[i + k] if i + k < end else 0)
         self.pos = pos + n
+        # a 24-bit window holds any 16 bits starting within its first byte
+        if i + 2 < len(data):
+            win = (data[i] << 16) | (data[i + 1] << 8) | data[i + 2]
+        else:  # at the buffer's end: the missing bytes read as 0
+            win = 0
+            for k in range(3):
+                win = (win << 8) | (data[i + k] if i + k < len(data) else 0)
         return (win >> (24 - (pos & 7) - n)) & ((1 << n) - 1)
 
 

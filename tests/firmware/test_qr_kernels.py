@@ -795,6 +795,38 @@ def _ref_rs_locate(block, n, necc):
     return (el if len(pos) == el else -1), syn, c, pos
 
 
+def _ref_forney(block, n, necc, nerr, syn, sig, pos):
+    """Forney's formula (first root a^0) written out: e_k = X_k Omega(X_k^-1) / sig'(X_k^-1)
+    with X_k = a^(n-1-pos_k) and Omega = S sig mod x^necc (S the syndromes, low order first)."""
+    from scanbridge_fw.qr import rs
+
+    def power(a, e):
+        r = 1
+        for _ in range(e % 255):
+            r = rs.mul(r, a)
+        return r
+
+    def inverse(a):
+        return power(a, 254)
+
+    omega = [0] * necc
+    for i in range(necc):
+        for j in range(min(i, nerr) + 1):
+            omega[i] ^= rs.mul(sig[j], syn[i - j])
+    out = bytearray(block)
+    for p in pos:
+        x = power(2, n - 1 - p)
+        xi = inverse(x)
+        num = 0
+        for i in range(necc):
+            num ^= rs.mul(omega[i], power(xi, i))
+        den = 0
+        for i in range(1, nerr + 1, 2):  # sig'(x): the odd terms, one power down
+            den ^= rs.mul(sig[i], power(xi, i - 1))
+        out[p] ^= rs.mul(rs.mul(x, num), inverse(den))
+    return out
+
+
 def test_rs_locate_and_nearest_word_match_reference():
     from scanbridge_fw.qr import rs
     rnd = _rand(13)
@@ -828,6 +860,12 @@ def test_rs_locate_and_nearest_word_match_reference():
             assert list(work[32:33 + necc]) == sig
         if got > 0:
             assert list(work[96:96 + got]) == pos
+            # Forney's values, applied: within necc // 2 errors the codeword comes back
+            fixed = bytearray(block)
+            assert kernels.rs_forney(0, 0, fixed, n, necc, got, rs.GF, work) == got
+            if trial % 7 != 6:
+                assert list(fixed) == code
+            assert fixed == _ref_forney(block, n, necc, got, syn, sig, pos)
         results.append(got)
     assert 0 in results and -1 in results and max(results) >= 5, results
     words = array("i", [rnd(1 << 15) for _ in range(32)])
