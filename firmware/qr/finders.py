@@ -14,13 +14,17 @@ LIMIT = 12  # centres that triples() combines (12 give 220 triples)
 
 
 class Centre:
-    __slots__ = ("x", "y", "ms", "count")
+    # x2, y2: twice x and y, exactly (ints from the finder scan): _score's sums of squares and
+    # cross products in ints, which allocate nothing in MicroPython where float results do
+    __slots__ = ("x", "y", "ms", "count", "x2", "y2")
 
     def __init__(self, x, y, ms):
         self.x = x
         self.y = y
         self.ms = ms
         self.count = 1
+        self.x2 = x + x
+        self.y2 = y + y
 
 
 class FinderScanner:
@@ -75,6 +79,8 @@ class FinderScanner:
         for key in order[:LIMIT]:
             i = key % MAX_CENTRES
             c = Centre(cent[4 * i] / 2, cent[4 * i + 1] / 2, cent[4 * i + 2] / 7000)
+            c.x2 = cent[4 * i]
+            c.y2 = cent[4 * i + 1]
             c.count = cent[4 * i + 3]
             centres.append(c)
         return centres
@@ -127,13 +133,14 @@ def _score(a, b, c):
         hi = cms
     if hi > 2.2 * lo:
         return None
-    # squared side lengths (inline: this runs for up to 220 triples a frame)
-    ax = a.x
-    ay = a.y
-    bx = b.x
-    by = b.y
-    cx = c.x
-    cy = c.y
+    # squared side lengths, x4 (twice the coordinates: ints in the decoder; inline: this runs
+    # for up to 220 triples a frame)
+    ax = a.x2
+    ay = a.y2
+    bx = b.x2
+    by = b.y2
+    cx = c.x2
+    cy = c.y2
     dx = ax - bx
     dy = ay - by
     ab = dx * dx + dy * dy
@@ -152,15 +159,21 @@ def _score(a, b, c):
         tl, p, q, l1, l2 = c, a, b, ac, bc
     if l1 <= 0 or l2 <= 0:
         return None
-    r = l1 / l2
-    if r > 3.0 or r < 1 / 3.0:  # legs within ~1.7x of each other
+    # legs within ~1.7x of each other (l1 / l2 in (1/3, 3): in ints, the same test; the
+    # ratio itself, l1 / l2, is the same float at either scale)
+    if l1 > 3 * l2 or 3 * l1 < l2:
         return None
-    v1x = p.x - tl.x
-    v1y = p.y - tl.y
-    v2x = q.x - tl.x
-    v2y = q.y - tl.y
+    v1x = p.x2 - tl.x2
+    v1y = p.y2 - tl.y2
+    v2x = q.x2 - tl.x2
+    v2y = q.y2 - tl.y2
     cross = v1x * v2y - v1y * v2x
-    cosang = (v1x * v2x + v1y * v2y) / ((l1 * l2) ** 0.5)
+    # back to pixel units (exact: powers of two) so that the float results are those of the
+    # pixel coordinates
+    l1 = l1 / 4
+    l2 = l2 / 4
+    r = l1 / l2
+    cosang = (v1x * v2x + v1y * v2y) / 4 / ((l1 * l2) ** 0.5)
     if abs(cosang) > 0.5:
         return None
     ms = (ams + bms + cms) / 3
