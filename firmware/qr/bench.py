@@ -22,7 +22,7 @@ def _elapsed_us(t0):
 
 
 KERNELS = ("block_stats", "block_smooth", "find_rows", "confirm_hits",
-           "sample_grid", "fit", "grid_contrast", "find_alignment",
+           "sample_grid", "fit", "find_alignment",
            "function_template", "read_codewords", "rs_locate", "nearest_word",
            "grid_word", "deinterleave", "rs_forney")
 ACCEL = ("block_stats", "find_rows")  # accel: the hand-written versions a device may use

@@ -62,7 +62,6 @@ def function_template(size, version, tmpl, apos):
     return kernels.function_template(size, apos, na, tmpl)
 
 
-_FAR_CORNER = (6, 7)  # the corner without a finder
 
 
 class Fitter:
@@ -72,9 +71,9 @@ class Fitter:
     The anchors live in `pts` (int32: x0, y0 .. x3, y3 in 1/16 pixel: top-left, top-right,
     bottom-left finder centre, far corner) and the work is integer work in kernels: the
     homography, the template score and the template climb are one kernel (kernels.fit: one
-    call per climb, not two per step); the far corner's grey-contrast climb calls fit for the
-    homography and grid_contrast per step.  `budget` caps the steps (the streaming mode sets it
-    per frame; negative = no cap)."""
+    call per climb, not two per step), and so is the far corner's grey-contrast climb (fit
+    with the grey contrast as its objective).  `budget` caps the steps (the streaming mode
+    sets it per frame; negative = no cap)."""
 
     def __init__(self, max_version=40):
         k = max_version // 7 + 2
@@ -84,7 +83,7 @@ class Fitter:
         self.pts = array("i", (0 for _ in range(8)))
         self._mirror = array("i", (0 for _ in range(8)))
         self._apos = bytearray(2 * 46)
-        self._st = array("i", (0 for _ in range(18)))  # kernels.fit's parameters and scratch
+        self._st = array("i", (0 for _ in range(21)))  # kernels.fit's parameters and scratch
         self.n = 0
         self.size = 0
         self._key = 0
@@ -171,78 +170,26 @@ class Fitter:
             st[6 + rnd] = int(ms * 16 * first / (1 << rnd) + 0.5)  # in 1/16 px
         return self._fit(bits, w, h, rounds)
 
-    def _climb(self, img, thr, bs, bw, w, h, coords, ms, first, rounds, best):
-        """Move each of pts[coords] by +-step while the grey contrast (grid_contrast on the
-        grey img with the block thresholds thr, bs, bw) improves: the step is `first` module
-        (ms px, kept in 1/16 px), halved each round; stops when the frame's step budget is
-        spent.  The same rules against repeats as kernels.fit's climb."""
-        p = self.pts
-        size = self.size
-        coef = self.coef
-        fit = kernels.fit
-        t = self.tmpl
-        st = self._st
-        st[0] = size
-        st[1] = -1  # fit: the homography only
-        contrast = kernels.grid_contrast
-        half = self.half
-        nco = len(coords)
-        budget = self.budget
-        start = budget  # steps taken = start - budget (a budget of -1, no cap, goes on down)
-        try:
-            for rnd in range(rounds):
-                step = int(ms * 16 * first / (1 << rnd) + 0.5)  # in 1/16 px
-                if step < 1:
-                    break
-                last = -1  # index in coords of the last improving move, and that move
-                lastd = 0
-                improved = True
-                passes = 0
-                while improved and passes < 6:
-                    improved = False
-                    passes += 1
-                    for j in range(nco):
-                        i = coords[j]
-                        again = j == last and not improved
-                        d = lastd if again else step
-                        while True:
-                            if budget == 0:
-                                return best
-                            budget -= 1
-                            p[i] += d
-                            if fit(0, 0, t, t, 0, 0, 0, p, coef, t, st) == 0:
-                                s = -1
-                            else:
-                                s = contrast(0, 0, img, w, h, coef, size, thr, bs, bw, half)
-                            if s > best:
-                                best = s
-                                improved = True
-                                last = j
-                                lastd = d
-                                break
-                            p[i] -= d
-                            if again or d != step:
-                                break
-                            d = -d
-                        if again and not improved:
-                            break
-            return best
-        finally:
-            self.budget = budget
-            self.steps += start - budget
-
-    def contrast(self, gray, w, h, binz):
-        if self.budget == 0:
-            return -1  # out of steps for this frame
-        self.budget -= 1  # (from -1, no cap, it only goes further down)
-        self.steps += 1
-        if self._quad(self.pts) == 0:
-            return -1
-        return kernels.grid_contrast(0, 0, gray, w, h, self.coef, self.size, binz.thr, binz.bs, binz.bw, self.half)
-
     def refine_corner(self, gray, w, h, binz, ms):
         """Move the far corner (pts[6], pts[7]) to where module centres sit deepest inside
         their modules: the fit for version 1, and for codes whose alignment pattern was
-        missed."""
-        best = self.contrast(gray, w, h, binz)
-        return self._climb(gray, binz.thr, binz.bs, binz.bw, w, h, _FAR_CORNER, ms, 1, 4, best)
+        missed.  kernels.fit's climb with the grey contrast as its objective (st[18]), over
+        the far corner's coordinates only (st[19] = 6): whole-module first moves, 4 rounds;
+        the grey contrast at the anchors is one step of the budget, as every move is."""
+        st = self._st
+        parts = self.parts
+        self.parts = 0
+        st[18] = 1
+        st[19] = 6
+        st[20] = self.half
+        bits = (gray, binz.thr, binz.tk)
+        try:
+            best = self._fit(bits, w, h, 0)
+            st[4] = best
+            for rnd in range(4):
+                st[6 + rnd] = int(ms * 16 / (1 << rnd) + 0.5)  # in 1/16 px
+            return self._fit(bits, w, h, 4)
+        finally:
+            st[18] = 0
+            st[19] = 0
+            self.parts = parts

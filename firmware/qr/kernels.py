@@ -540,53 +540,6 @@ def sample_grid(x: int, y: int, img_buf, thr_buf, tk: int, w: int, h: int, coef_
     return outside
 
 
-def grid_contrast(x: int, y: int, img_buf, w: int, h: int, coef_buf, size: int, thr_buf, bs: int, bw: int, half: int) -> int:
-    """Sum over the module centres of |grey - local threshold|: largest when the centres sit
-    in the middle of their modules, so it scores a fit where no fixed pattern can.  With
-    half = 1 only a checkerboard half of the modules (row + column even) is summed (half is 0
-    or 1).  bs, the block size of thr, is a power of two (as the binarizer's are): the block of
-    a pixel is a shift, not a divide (a runtime call in viper).
-    x and y are scratch (pass 0: see "Registers" above): the pixel x, y of the loop.  Per module
-    the two projective divides are the only runtime calls."""
-    img = ptr8(img_buf)
-    coef = ptr32(coef_buf)
-    thr = ptr8(thr_buf)
-    sh = 0  # bs == 1 << sh
-    while (1 << sh) < bs:
-        sh += 1
-    st = 2 + 2 * half  # u steps per module visited
-    sx = st * coef[0]
-    sy = st * coef[3]
-    sd = st * coef[6]
-    ox = coef[9]
-    oy = coef[10]
-    total = 0
-    r = 0
-    while r < size:
-        v = 2 * r + 1
-        c = r & half
-        u = 2 * c + 1
-        nx = coef[0] * u + coef[1] * v + coef[2]
-        ny = coef[3] * u + coef[4] * v + coef[5]
-        dd = coef[6] * u + coef[7] * v + coef[8]
-        n = (size - c + half) >> half  # modules c, c + 1 + half, ... below size (a countdown)
-        while n:
-            if dd > 0:
-                x = (nx // dd + ox) >> 4
-                y = (ny // dd + oy) >> 4
-                if (x | y) >= 0 and x < w and y < h:  # (x | y) >= 0: neither is negative
-                    e = img[y * w + x] - thr[(y >> sh) * bw + (x >> sh)]
-                    if e < 0:
-                        e = -e
-                    total += e
-            nx += sx
-            ny += sy
-            dd += sd
-            n -= 1
-        r += 1
-    return total
-
-
 def fit(x: int, ti: int, img_buf, thr_buf, tk: int, w: int, h: int, pts_buf, coef_buf, tmpl_buf, st_buf) -> int:
     """The perspective fit of a size x size code in one call: the homography of four anchors,
     the template score at them, or the hill-climb of the anchors that maximises it.
@@ -600,10 +553,11 @@ def fit(x: int, ti: int, img_buf, thr_buf, tk: int, w: int, h: int, pts_buf, coe
     (row, column, expected 0/1) entries in tmpl sample to their colour through it (binary image
     as in find_rows; -1 for a refused quad).
 
-    st (int32) holds the parameters: st[0] size, st[1] mode, st[2] parts, st[3] the step
-    budget (in and out: one step = homography + score; negative: no cap, it only goes further
-    down), st[4] the score at the anchors (climb, parts = 0), st[5] n (template entries),
-    st[6..9] the move of each round in 1/16 pixel, st[10..17] scratch.  Modes: -1 homography
+    st (int32, 21 words) holds the parameters: st[0] size, st[1] mode, st[2] parts, st[3] the
+    step budget (in and out: one step = homography + score; negative: no cap, it only goes
+    further down), st[4] the score at the anchors (climb, parts = 0), st[5] n (template
+    entries), st[6..9] the move of each round in 1/16 pixel, st[10..17] scratch, st[18..20]
+    the objective, the first coordinate climbed and half (below).  Modes: -1 homography
     only (returns 1, or 0 for a refused quad; no step); 0 the score at the anchors (one step;
     -1 when the budget is spent); k > 0 the climb in k rounds: each anchor coordinate in turn
     moves by +-st[6 + round] while the objective improves, up to 6 passes a round; returns
@@ -617,6 +571,11 @@ def fit(x: int, ti: int, img_buf, thr_buf, tk: int, w: int, h: int, pts_buf, coe
     and the final score is the whole template's (one more step, even past the budget).  The
     climb's control flow is a state machine around a single evaluation (ph: what to do with
     the score s), so the homography and the score exist once in the machine code.
+    st[18] = 1 makes the objective the grey contrast instead of the template score: the sum
+    over the module centres of |grey - the block's threshold| (largest when the centres sit in
+    the middle of their modules, so it scores a fit where no fixed pattern can; st[20] = 1: a
+    checkerboard half of the modules, row + column even); with it the climb moves only the
+    coordinates from st[19] on (6: the far corner), parts = 0.
     x and ti are scratch (pass 0: see "Registers" above): the template loop's pixel x and its
     index into tmpl."""
     img = ptr8(img_buf)
@@ -630,6 +589,9 @@ def fit(x: int, ti: int, img_buf, thr_buf, tk: int, w: int, h: int, pts_buf, coe
     parts = st[2]
     budget = st[3]
     n = st[5]
+    obj = st[18]
+    j0 = st[19]
+    half = st[20]
     sh = tk & 7
     inv = (tk >> 3) & 1
     one = 1 - inv
@@ -749,6 +711,36 @@ def fit(x: int, ti: int, img_buf, thr_buf, tk: int, w: int, h: int, pts_buf, coe
                 coef[10] = y0
                 if mode < 0:
                     return 1
+            if e > 0 and obj != 0:  # the grey contrast (x, ti: the pixel x, y)
+                s = 0
+                stp = 2 + 2 * half  # u steps per module visited
+                sx = stp * c0
+                sy = stp * c3
+                sd = stp * g
+                r = 0
+                while r < size:
+                    v = 2 * r - 6  # in u - 7, v - 7, as the template loop below
+                    cu = r & half
+                    u = 2 * cu - 6
+                    nx = c0 * u + c1 * v
+                    ny = c3 * u + c4 * v
+                    dd = g * u + k * v + e + 7 * (g + k)
+                    cnt = (size - cu + half) >> half  # modules cu, cu + 1 + half, ... below size
+                    while cnt:
+                        if dd > 0:
+                            x = (nx // dd + x0) >> 4
+                            ti = (ny // dd + y0) >> 4
+                            if (x | ti) >= 0 and x < w and ti < h:  # neither is negative
+                                ee = img[ti * w + x] - thr[(ti >> sh) * bw + (x >> sh)]
+                                if ee < 0:
+                                    ee = -ee
+                                s += ee
+                        nx += sx
+                        ny += sy
+                        dd += sd
+                        cnt -= 1
+                    r += 1
+            elif e > 0:
                 i = 0  # part a's template entries: i .. ie - 1
                 ie = n
                 if parts != 0 and a < 3:
@@ -835,13 +827,13 @@ def fit(x: int, ti: int, img_buf, thr_buf, tk: int, w: int, h: int, pts_buf, coe
             ph = 3
         elif ph == 7:  # a pass ends
             ph = 1
-            if budget == 0 or (st[17] == ver and st[13] == n):
+            if budget == 0 or (obj == 0 and st[17] == ver and st[13] == n):
                 ph = 8
         elif ph == 1:  # a pass starts
             if improved != 0 and passes < 6:
                 improved = 0
                 passes += 1
-                j = 0
+                j = j0
                 ph = 2
             else:
                 rnd += 1

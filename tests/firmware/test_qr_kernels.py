@@ -346,7 +346,7 @@ def _project(coef, u, v):
 
 def _fit_params(size, mode, parts, budget, n, best=0, steps=()):
     """kernels.fit's parameter block (see its docstring)."""
-    st = array("i", [0] * 18)
+    st = array("i", [0] * 21)
     st[0], st[1], st[2], st[3], st[4], st[5] = size, mode, parts, budget, best, n
     for i in range(len(steps)):
         st[6 + i] = steps[i]
@@ -428,7 +428,11 @@ def test_sampling_kernels_match_reference():
                 x, y = _project(coef, 2 * c + 1, 2 * r + 1)
                 if 0 <= x < w and 0 <= y < h:
                     total += abs(img[y * w + x] - thr[(y // bs) * bw + x // bs])
-        assert kernels.grid_contrast(0, 0, img, w, h, coef, size, thr, bs, bw, half) == total
+        # kernels.fit with the grey contrast as its objective (st[18]), at the same anchors
+        st = _fit_params(size, 0, 0, 7, 30)
+        st[18], st[20] = 1, half
+        assert kernels.fit(0, 0, img, thr, (bw << 4) | 3, w, h, pts, coef, tmpl, st) == total
+        assert st[3] == 6  # one step
 
 
 # The float 8x8 homography solve (what the decoder used before kernels.fit's homography): the
@@ -613,6 +617,114 @@ def test_fit_climb_matches_reference():
         if list(pts) != list(start):
             climbed += 1
     assert climbed >= 12
+
+
+def _ref_contrast(img, thr, tk, w, h, pts, size, half):
+    """The grey contrast at anchors pts (the former kernel grid_contrast): -1 for a refused
+    quad, else the sum over module centres (a checkerboard half with half) of |grey - the
+    block's threshold|."""
+    coef = array("i", [0] * 11)
+    if _quad(pts, size, coef) == 0:
+        return -1
+    sh, bw = tk & 7, tk >> 4
+    total = 0
+    for r in range(size):
+        for c in range(r % 2 if half else 0, size, 1 + half):
+            x, y = _project(coef, 2 * c + 1, 2 * r + 1)
+            if 0 <= x < w and 0 <= y < h:
+                total += abs(img[y * w + x] - thr[(y >> sh) * bw + (x >> sh)])
+    return total
+
+
+def _ref_corner_climb(img, thr, tk, w, h, pts, size, ms, budget, half):
+    """The far corner's climb as Python wrote it before it moved into kernels.fit: the grey
+    contrast at the anchors (one step), then moves of pts[6], pts[7] by +-step (whole module
+    first, halved for 4 rounds, up to 6 passes a round) while it improves; not a move's
+    reverse after it improved, and a pass back at the coordinate that improved last with
+    nothing moved since tries only that move.  Returns (contrast, budget left)."""
+    if budget == 0:
+        return -1, 0
+    budget -= 1
+    best = _ref_contrast(img, thr, tk, w, h, pts, size, half)
+    for rnd in range(4):
+        step = int(ms * 16 / (1 << rnd) + 0.5)
+        if step < 1:
+            break
+        last, lastd, improved, passes = -1, 0, True, 0
+        while improved and passes < 6:
+            improved = False
+            passes += 1
+            for j in range(2):
+                i = 6 + j
+                again = j == last and not improved
+                d = lastd if again else step
+                while True:
+                    if budget == 0:
+                        return best, budget
+                    budget -= 1
+                    pts[i] += d
+                    s = _ref_contrast(img, thr, tk, w, h, pts, size, half)
+                    if s > best:
+                        best, improved, last, lastd = s, True, j, d
+                        break
+                    pts[i] -= d
+                    if again or d != step:
+                        break
+                    d = -d
+                if again and not improved:
+                    break
+    return best, budget
+
+
+class _Binz:
+    def __init__(self, thr, tk):
+        self.thr = thr
+        self.tk = tk
+
+
+def test_far_corner_climb_matches_reference():
+    """Fitter.refine_corner (kernels.fit's climb with the grey contrast as objective) moves the
+    far corner as the Python climb it replaced did: a version 1 code drawn at 3 px per module
+    in a random grey image, the far corner pushed off by up to a module, every and half the
+    modules, with and without a step budget."""
+    from scanbridge_fw.qr import grid
+    rnd = _rand(23)
+    w, h = 90, 90
+    size = 21
+    moved = 0
+    for trial in range(16):
+        ox, oy, mpx = 6 + rnd(10), 5 + rnd(10), 3
+        b = bytearray(rnd(2) for _ in range(w * h))
+        for r in range(size):
+            for c in range(size):
+                dark = 1 if (r < 7 and c < 7) or (r + c) % 3 == 0 else 0
+                for y in range(oy + r * mpx, oy + r * mpx + mpx):
+                    for x in range(ox + c * mpx, ox + c * mpx + mpx):
+                        b[y * w + x] = dark
+        img, thr, tk = _encode(b, w, h, rnd, 0, 3)
+        true = [ox + 3.5 * mpx, oy + 3.5 * mpx, ox + (size - 3.5) * mpx, oy + 3.5 * mpx,
+                ox + 3.5 * mpx, oy + (size - 3.5) * mpx, ox + (size - 3.5) * mpx, oy + (size - 3.5) * mpx]
+        start = [int(v * 16) for v in true]
+        start[6] += rnd(49) - 24
+        start[7] += rnd(49) - 24
+        half = trial % 2
+        budget = (-1, 40, 7, 1, 0, 300)[trial % 6]
+        ref_pts = array("i", start)
+        ref, ref_budget = _ref_corner_climb(img, thr, tk, w, h, ref_pts, size, 3.0, budget, half)
+        f = grid.Fitter(1)
+        f.prepare(size, 1)
+        for i in range(8):
+            f.pts[i] = start[i]
+        f.budget = budget
+        f.half = half
+        f.parts = 1  # the streaming mode's template parts: the corner climb must not use them
+        steps = f.steps
+        got = f.refine_corner(img, w, h, _Binz(thr, tk), 3.0)
+        assert (got, f.budget, list(f.pts)) == (ref, ref_budget, list(ref_pts)), trial
+        assert f.parts == 1 and f.steps - steps == (budget - ref_budget if budget >= 0 else -1 - ref_budget)
+        if list(f.pts) != start:
+            moved += 1
+    assert moved >= 6
 
 
 def _ref_alignment(b, w, h, ex, ey, m, radius, near):
