@@ -197,7 +197,8 @@ async def command(app, args):
     decode each, with the scanner loop's budgeted Decoder.scan (args["mode"] "scan", the
     default) or the full-effort Decoder.decode ("full"); the reply is the frame count, frames
     decoded, ms per frame and fps, plus the resolution, the mode and how the kernels run
-    (qr.KERNELS: "viper" on a device unless they fell back to bytecode)."""
+    (qr.KERNELS: "viper" on a device unless they fell back to bytecode; accel.STATUS: the
+    hand-written Xtensa kernels in use, or "off: why")."""
     count = int(args.get("frames", 10))
     if count < 1 or count > 200:
         raise ValueError("frames must be 1..200")
@@ -231,5 +232,6 @@ async def command(app, args):
     n = len(frames)
     ms = sum(f["ms_per_frame"] for f in frames) / n
     return {"frames": n, "width": width, "height": height, "mode": mode, "kernels": qr.KERNELS,
+            "accel": accel.STATUS,
             "decoded": sum(f["decoded"] for f in frames),
             "ms_per_frame": ms, "fps": 1000 / ms if ms else 0.0}

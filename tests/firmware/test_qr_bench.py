@@ -42,6 +42,7 @@ async def test_bench_command_over_the_command_registry():
     assert r["fps"] > 0
     # viper in a device build (the unix-port run of this test), plain Python from sources
     assert r["kernels"] in ("viper", "python"), r["kernels"]
+    assert r["accel"].startswith("off"), r["accel"]  # no Xtensa module off the device
     bad = await commands.dispatch(app, {"id": 8, "cmd": "bench", "args": {"frames": 0}})
     assert not bad["ok"]
 
