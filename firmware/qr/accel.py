@@ -2,9 +2,10 @@
 # build has the module), each taken into use only after it has given exactly what its
 # kernels.py namesake gives on test input: a wrong answer from machine code written by hand
 # would binarise or scan every frame wrongly, so none is used on trust.  The checks run once,
-# at import, in a few milliseconds.  Elsewhere (CPython, the WebAssembly or unix MicroPython),
+# at import, in a few milliseconds (see select: a check that crashes turns them off).  Elsewhere (CPython, the WebAssembly or unix MicroPython),
 # or when the module cannot load (no executable RAM left) or a check fails, each is None and
 # the viper (or Python) kernel runs.  STATUS says which, for diag.
+import os
 from array import array
 
 from . import kernels
@@ -86,6 +87,51 @@ def check_find_rows(fn, w=71, h=24):
     return seen > 0  # the test input must hold hits, or it proves nothing
 
 
+# A check that crashes (machine code the chip cannot run) would restart the scanner before it
+# could say no: the check leaves MARK behind while it runs, and a boot that finds it writes OFF
+# and uses none.  OFF also lets a technician turn the hand-written kernels off by hand.
+MARK = "/accel_check"
+OFF = "/noaccel"
+CHECKS = (("block_stats", check_block_stats), ("find_rows", check_find_rows))
+
+
+def _exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def _write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def select(module, mark=MARK, off=OFF):
+    """({name: function or None}, status) for the functions of `module` (kernels_xtensa) that
+    pass their check, unless `off` exists or `mark` says the last check never finished."""
+    chosen = {name: None for name, _check in CHECKS}
+    if _exists(off):
+        return chosen, "off: %s exists (delete it to use the hand-written kernels)" % off
+    if _exists(mark):
+        _write(off, "the check of the hand-written kernels did not finish\n")
+        os.remove(mark)
+        return chosen, "off: the last boot's check did not finish; %s written" % off
+    _write(mark, "checking\n")
+    used = []
+    failed = []
+    for name, check in CHECKS:
+        fn = getattr(module, name)
+        if check(fn):
+            chosen[name] = fn
+            used.append(name)
+        else:
+            failed.append(name)
+    os.remove(mark)
+    return chosen, " ".join(used) + ("" if not failed else " (failed their check: %s)" % " ".join(failed))
+
+
 block_stats = None
 find_rows = None
 try:
@@ -93,13 +139,6 @@ try:
 except (ImportError, SyntaxError, MemoryError, ValueError) as e:  # no module, no inline asm, no IRAM
     STATUS = "off: %s" % (e,)
 else:
-    used = []
-    failed = []
-    for _name, _check in (("block_stats", check_block_stats), ("find_rows", check_find_rows)):
-        _fn = getattr(kernels_xtensa, _name)
-        if _check(_fn):
-            globals()[_name] = _fn
-            used.append(_name)
-        else:
-            failed.append(_name)
-    STATUS = " ".join(used) + ("" if not failed else " (failed their check: %s)" % " ".join(failed))
+    _chosen, STATUS = select(kernels_xtensa)
+    block_stats = _chosen["block_stats"]
+    find_rows = _chosen["find_rows"]
