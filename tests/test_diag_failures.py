@@ -50,6 +50,7 @@ def test_healthy_scanner_has_no_findings():
     (_with(info__kernels="bytecode: the viper kernels did not load (memory allocation failed, allocating "
                          "20086 bytes for native code)"), "slow_decoder"),
     (_with(info__accel="block_stats (failed their check: find_rows)"), "accel_refused"),
+    (_with(info__accel="off: the last boot's check did not finish; /noaccel written"), "accel_refused"),
     (_with(link__crc_errors=4), "link_noise"),
     (_with(health__heap={"free": 9000}), "low_heap"),
     (_with(health__wifi_rssi=-84), "weak_wifi"),

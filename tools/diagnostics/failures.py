@@ -174,7 +174,7 @@ def _bytecode_kernels(f):
 
 def _accel_refused(f):
     a = (f.get("info") or {}).get("accel")
-    if isinstance(a, str) and "failed their check" in a:
+    if isinstance(a, str) and ("failed their check" in a or "did not finish" in a):
         return a
     return None
 
