@@ -104,8 +104,28 @@ def _exists(path):
 
 
 def _write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
+    """Best effort: a read-only or full flash must not stop the decoder from importing."""
+    try:
+        with open(path, "w") as f:
+            f.write(text)
+    except OSError:
+        pass
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def _passes(check, fn):
+    """check(fn), and False (not an exception, which would stop the decoder importing) when
+    the check itself cannot run, e.g. out of memory for its test frame."""
+    try:
+        return check(fn)
+    except Exception:
+        return False
 
 
 def select(module, mark=MARK, off=OFF):
@@ -116,19 +136,19 @@ def select(module, mark=MARK, off=OFF):
         return chosen, "off: %s exists (delete it to use the hand-written kernels)" % off
     if _exists(mark):
         _write(off, "the check of the hand-written kernels did not finish\n")
-        os.remove(mark)
+        _remove(mark)
         return chosen, "off: the last boot's check did not finish; %s written" % off
     _write(mark, "checking\n")
     used = []
     failed = []
     for name, check in CHECKS:
-        fn = getattr(module, name)
-        if check(fn):
+        fn = getattr(module, name, None)
+        if fn is not None and _passes(check, fn):
             chosen[name] = fn
             used.append(name)
         else:
             failed.append(name)
-    os.remove(mark)
+    _remove(mark)
     return chosen, " ".join(used) + ("" if not failed else " (failed their check: %s)" % " ".join(failed))
 
 

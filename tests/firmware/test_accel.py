@@ -68,6 +68,22 @@ def test_a_check_that_never_finished_turns_them_off_for_good():
     assert status == "block_stats find_rows"
 
 
+class _Raises(_Good):
+    @staticmethod
+    def block_stats(img, avg, p):
+        raise MemoryError("no room for the test frame")
+
+
+def test_a_check_that_raises_is_a_failed_check_and_an_unwritable_flash_no_error():
+    mark, off = _dir("acc4")
+    chosen, status = accel.select(_Raises, mark, off)
+    assert chosen["block_stats"] is None and chosen["find_rows"] is _Raises.find_rows
+    assert "failed their check: block_stats" in status
+    # a marker that cannot be written (no such folder): the kernels are still checked and used
+    chosen, status = accel.select(_Good, "/no/such/folder/accel_check", "/no/such/folder/noaccel")
+    assert status == "block_stats find_rows"
+
+
 def test_the_checks_hold_hits_and_refuse_a_wrong_block_stats():
     assert accel.check_block_stats(_Good.block_stats) and accel.check_find_rows(_Good.find_rows)
 
