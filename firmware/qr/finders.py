@@ -59,7 +59,9 @@ class FinderScanner:
         p[5] = ROW_TOL
         p[6] = MAX_ROW_HITS
         for y0 in range(0, h, BAND):
-            y1 = min(h, y0 + BAND)
+            y1 = y0 + BAND
+            if y1 > h:
+                y1 = h
             if xt is not None:
                 p[2] = y0
                 p[3] = y1

@@ -60,8 +60,16 @@ def parse(data, nbytes, version):
             n = bits.read(_count_bits(1, version))
             if bits.left() < (n // 3) * 10 + (0, 4, 7)[n % 3]:
                 return None
+            data = bits.data
+            end = len(data) - 2
             while n >= 3:
-                v = bits.read(10)
+                pos = bits.pos
+                i = pos >> 3
+                if i < end:  # bits.read(10) inline: a method call per 3 digits saved
+                    v = ((data[i] << 16 | data[i + 1] << 8 | data[i + 2]) >> (14 - (pos & 7))) & 1023
+                    bits.pos = pos + 10
+                else:
+                    v = bits.read(10)
                 if v > 999:
                     return None
                 out.append(48 + v // 100)
@@ -83,8 +91,16 @@ def parse(data, nbytes, version):
             n = bits.read(_count_bits(2, version))
             if bits.left() < (n // 2) * 11 + (n % 2) * 6:
                 return None
+            data = bits.data
+            end = len(data) - 2
             while n >= 2:
-                v = bits.read(11)
+                pos = bits.pos
+                i = pos >> 3
+                if i < end:  # bits.read(11) inline
+                    v = ((data[i] << 16 | data[i + 1] << 8 | data[i + 2]) >> (13 - (pos & 7))) & 2047
+                    bits.pos = pos + 11
+                else:
+                    v = bits.read(11)
                 if v >= 45 * 45:
                     return None
                 out.append(_ALNUM[v // 45])
