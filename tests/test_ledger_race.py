@@ -35,6 +35,11 @@ def worker(trust_path, ledger_url, tokens_path, start_path, seed):
         reasons[v.reason] = reasons.get(v.reason, 0) + 1
         if v.accepted:
             accepted.append(v.token.token_id.hex())
+        # Paced like a scanner (one at a time, not back to back): SQLite's lock is not fair,
+        # and a process claiming back to back on a loaded machine kept the other one waiting
+        # in its busy handler until it had claimed all 300 (seen once in CI). The claims still
+        # overlap: both processes hold the same tokens in different orders.
+        time.sleep(0.001)
     ledger.close()
     print(json.dumps({"accepted": accepted, "reasons": reasons}), flush=True)
 
