@@ -19,7 +19,8 @@ STREAM_TRIPLES = 3  # candidate finder triples per frame
 STREAM_STEPS = 250
 STREAM_ROW_STEP = 2  # finder row scan on every other row
 # The far corner's grey-contrast climb sums a checkerboard half of the modules (half the
-# grid_contrast work; the full decode sums them all: there it cost one zxing-qr frame).
+# contrast work, kernels.fit with st[20]; the full decode sums them all: there it cost one
+# zxing-qr frame).
 STREAM_HALF_CONTRAST = 1
 # The template climb judges a move of one anchor by that anchor's part of the template (its
 # finder; the far corner: the whole template): kernels.fit with parts = 1.

@@ -1008,13 +1008,19 @@ class Runner:
             words.append(addr)
             buffers.append((a, addr, len(raw)))
         result = m.call_asm(self.asm[name].name, words)
+        return _signed(result), self._finish(name, buffers)
+
+    def _finish(self, name, buffers):
+        """After a run: the buffers copied back, and the run's Counters with the 32-byte lines
+        it read from each buffer (buffers: (python buffer, address, size))."""
         self._copy_back(name, buffers)
+        m = self.machine
         c = Counters()
         c.merge(m.counters)
         c.buffer_lines = [sum(1 for ln in m.counters.lines if addr - BASE <= ln * 32 < addr - BASE + n)
                           for _buf, addr, n in buffers]
         c.buffer_sizes = [n for _buf, _addr, n in buffers]
-        return _signed(result), c
+        return c
 
     def _copy_back(self, name, buffers):
         m = self.machine
@@ -1051,13 +1057,7 @@ class Runner:
             words.append(handle)
             buffers.append((a, addr, len(raw)))
         result = m.call(name, words)
-        self._copy_back(name, buffers)
-        c = Counters()
-        c.merge(m.counters)
-        c.buffer_lines = [sum(1 for ln in m.counters.lines if addr - BASE <= ln * 32 < addr - BASE + n)
-                          for _buf, addr, n in buffers]
-        c.buffer_sizes = [n for _buf, _addr, n in buffers]
-        return self._result(result), c
+        return self._result(result), self._finish(name, buffers)
 
     def _result(self, obj):
         m = self.machine
