@@ -290,3 +290,38 @@ def test_sqlite_ledger_file_from_before_owners_is_upgraded(tmp_path):
         assert led.claim(b"new", time.time() + 60, b"d/1/1") is True
     finally:
         led.close()
+
+
+def test_bridges_started_together_set_up_a_new_postgres_ledger_once():
+    """Twelve bridges opening the same new table at one moment all get a working ledger, for
+    each of sixteen new tables (a bare CREATE TABLE IF NOT EXISTS race fails the losers on the
+    table's row type)."""
+    if not pg_available():
+        pytest.skip("no PostgreSQL on 127.0.0.1:5432")
+    for _ in range(16):
+        url = "%s?table=sbsetup_%s" % (PG_URL, uuid.uuid4().hex[:10])
+        start = threading.Barrier(12)
+        opened, errors = [], []
+
+        def bridge():
+            start.wait()
+            try:
+                opened.append(open_ledger(url))
+            except Exception as e:  # the failure this test is about
+                errors.append(e)
+
+        threads = [threading.Thread(target=bridge) for _ in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        try:
+            assert errors == [] and len(opened) == 12
+            claims = [led.claim(b"k" * 12, time.time() + 60) for led in opened]
+            assert claims.count(True) == 1  # one table, shared
+        finally:
+            for led in opened[1:]:
+                led.close()
+            if opened:
+                opened[0].drop_table()
+                opened[0].close()

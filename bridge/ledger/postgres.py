@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+import zlib
 from typing import Optional, Sequence
 
 import psycopg
@@ -31,6 +32,11 @@ class PostgresLedger:
             conn = self._connection()
             try:
                 with conn.transaction():
+                    # One bridge at a time sets the table up: CREATE ... IF NOT EXISTS is not safe
+                    # against a concurrent CREATE of the same table (the loser fails on the table's
+                    # row type: DuplicateObject, or UniqueViolation in pg_type), which two bridges
+                    # started together against a new ledger hit.  The lock ends with the transaction.
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(table.encode()),))
                     if "." in table:
                         conn.execute("CREATE SCHEMA IF NOT EXISTS %s" % table.split(".")[0])
                     conn.execute("CREATE TABLE IF NOT EXISTS %s (key bytea PRIMARY KEY, "
@@ -39,8 +45,6 @@ class PostgresLedger:
                     conn.execute("ALTER TABLE %s ADD COLUMN IF NOT EXISTS owner bytea" % table)
                     conn.execute("CREATE INDEX IF NOT EXISTS %s_expiry ON %s (expires_at)"
                                  % (table.split(".")[-1], table))
-            except psycopg.errors.UniqueViolation:
-                pass  # another bridge created the table at the same moment
             except psycopg.Error as e:
                 self._drop()
                 raise LedgerError("PostgreSQL ledger %s: %s" % (self._safe_url(), e)) from e
